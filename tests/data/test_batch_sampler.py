@@ -1,0 +1,164 @@
+"""Properties of the class-balanced batch sampler: shape, coverage, ranks, reproducibility, resume."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from dml.data.batch_sampler import ClassBalancedBatchSampler
+
+
+def _labels(sizes):
+    """Labels with len(sizes) classes, shuffled so that class order != dataset order."""
+    labels = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
+    return np.random.default_rng(1).permutation(labels)
+
+
+SIZES = [1, 2, 3, 4, 5, 7, 9, 12, 20, 31, 4, 4]
+
+
+@pytest.mark.parametrize("p,m", [(3, 4), (4, 2), (2, 5), (12, 1)])
+def test_batches_are_p_classes_by_m_images(p, m):
+    labels = _labels(SIZES)
+    sampler = ClassBalancedBatchSampler(labels, p, m, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    for batch in batches:
+        assert len(batch) == p * m
+        counts = Counter(labels[batch].tolist())
+        assert len(counts) == p, counts
+        assert set(counts.values()) == {m}
+
+
+@pytest.mark.parametrize("p,m", [(3, 4), (4, 2), (2, 5)])
+def test_every_image_visited_each_epoch(p, m):
+    labels = _labels(SIZES)
+    sampler = ClassBalancedBatchSampler(labels, p, m, seed=0)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        seen = {i for batch in sampler for i in batch}
+        assert seen == set(range(len(labels)))
+
+
+def test_small_classes_sampled_with_replacement_and_no_repeats_in_big_class_chunks():
+    labels = _labels([1, 2, 10, 10])
+    sampler = ClassBalancedBatchSampler(labels, 2, 4, seed=0)
+    for batch in sampler:
+        for c, idx in _group(labels, batch).items():
+            if c >= 2:  # classes with >= M images never repeat an image within a chunk
+                assert len(set(idx)) == len(idx)
+
+
+def _group(labels, batch):
+    out = {}
+    for i in batch:
+        out.setdefault(int(labels[i]), []).append(i)
+    return out
+
+
+def test_large_class_sets_the_epoch_length():
+    labels = _labels([40, 2, 2, 2])
+    sampler = ClassBalancedBatchSampler(labels, 2, 2, seed=0)
+    assert len(sampler) == 20  # the big class has 20 chunks, one per batch
+    assert {i for b in sampler for i in b} == set(range(len(labels)))
+
+
+def test_reproducible_for_seed_and_epoch_and_different_otherwise():
+    labels = _labels(SIZES)
+    a = ClassBalancedBatchSampler(labels, 3, 2, seed=7)
+    b = ClassBalancedBatchSampler(labels, 3, 2, seed=7)
+    assert list(a) == list(b)
+    a.set_epoch(5)
+    b.set_epoch(5)
+    e5 = list(a)
+    assert e5 == list(b)
+    a.set_epoch(0)
+    assert list(a) != e5
+    c = ClassBalancedBatchSampler(labels, 3, 2, seed=8)
+    c.set_epoch(5)
+    assert list(c) != e5
+
+
+def test_epoch_advances_after_a_full_pass():
+    labels = _labels(SIZES)
+    sampler = ClassBalancedBatchSampler(labels, 3, 2, seed=0)
+    first, second = list(sampler), list(sampler)
+    assert first != second
+    assert second == sampler.plan(1)
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_ranks_get_disjoint_shares_of_equal_length(world):
+    labels = _labels(SIZES)
+    samplers = [
+        ClassBalancedBatchSampler(labels, 3, 2, seed=1, num_replicas=world, rank=r)
+        for r in range(world)
+    ]
+    per_rank = [list(s) for s in samplers]
+    assert len({len(b) for b in per_rank}) == 1
+    assert all(len(b) == len(s) for b, s in zip(per_rank, samplers, strict=True))
+    # the ranks' shares are disjoint slices of one epoch plan that covers every image
+    plan = samplers[0].plan(0)
+    assert sorted(map(tuple, (b for bs in per_rank for b in bs))) == sorted(map(tuple, plan))
+    assert {i for bs in per_rank for b in bs for i in b} == set(range(len(labels)))
+
+
+def test_ranks_disjoint_images_when_no_padding_needed():
+    labels = np.repeat(np.arange(8), 4)  # 8 classes x 4 = 8 chunks of 4 -> 4 batches of 2 classes
+    shares = [
+        {i for b in ClassBalancedBatchSampler(labels, 2, 4, num_replicas=2, rank=r) for i in b}
+        for r in range(2)
+    ]
+    assert not shares[0] & shares[1]
+    assert shares[0] | shares[1] == set(range(32))
+
+
+def test_state_dict_resumes_where_it_stopped():
+    labels = _labels(SIZES)
+    sampler = ClassBalancedBatchSampler(labels, 3, 2, seed=4)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.set_epoch(2)
+    it = iter(sampler)
+    taken = [next(it) for _ in range(3)]
+    state = sampler.state_dict()
+    assert state == {"epoch": 2, "position": 3, "seed": 4}
+
+    resumed = ClassBalancedBatchSampler(labels, 3, 2, seed=4)
+    resumed.load_state_dict(state)
+    assert taken + list(resumed) == full
+    assert resumed.epoch == 3  # the next pass is a fresh epoch from its start
+    assert list(resumed) == resumed.plan(3)
+
+
+def test_load_state_dict_rejects_other_seed_and_bad_position():
+    sampler = ClassBalancedBatchSampler(_labels(SIZES), 3, 2, seed=4)
+    with pytest.raises(ValueError, match="seed"):
+        sampler.load_state_dict({"epoch": 0, "position": 0, "seed": 5})
+    with pytest.raises(ValueError, match="position"):
+        sampler.load_state_dict({"epoch": 0, "position": 10_000, "seed": 4})
+
+
+def test_clear_errors():
+    labels = _labels(SIZES)
+    with pytest.raises(ValueError, match="m_per_class"):
+        ClassBalancedBatchSampler(labels, 3, 0)
+    with pytest.raises(ValueError, match="only 12 classes"):
+        ClassBalancedBatchSampler(labels, 13, 2)
+    with pytest.raises(ValueError, match="classes_per_batch"):
+        ClassBalancedBatchSampler(labels, 0, 2)
+    with pytest.raises(ValueError, match="non-empty"):
+        ClassBalancedBatchSampler([], 1, 2)
+    with pytest.raises(ValueError, match="rank"):
+        ClassBalancedBatchSampler(labels, 3, 2, num_replicas=2, rank=2)
+
+
+def test_works_as_dataloader_batch_sampler():
+    torch = pytest.importorskip("torch")
+    labels = _labels(SIZES)
+    data = torch.utils.data.TensorDataset(torch.arange(len(labels)), torch.as_tensor(labels))
+    sampler = ClassBalancedBatchSampler(labels, 3, 2)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler)
+    batches = list(loader)
+    assert len(batches) == len(sampler)
+    assert all(b[0].shape == (6,) for b in batches)
