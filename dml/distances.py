@@ -1,0 +1,62 @@
+"""The one pairwise distance of the project: Euclidean, for L2-normalised embeddings (d in [0, 2]).
+
+Samplers, losses and diagnostics all go through these functions, so that a batch's distance
+matrix can be computed once and shared (DESIGN section 2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Squared distances below this are clamped before the square root: the gradient of sqrt is
+# infinite at 0, and the clamp makes it exactly 0 there instead.
+SQRT_EPS = 1e-12
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    """float32 for half/bfloat16 inputs (distances lose too much in 16 bits), else x's dtype."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def pairwise_distance(x: Tensor, y: Tensor | None = None, squared: bool = False) -> Tensor:
+    """Euclidean distance matrix [N, M] between rows of x [N, D] and y [M, D] (y=None: x to itself).
+
+    Computed in at least float32 through the Gram matrix; squared distances are clamped at 0
+    (and at a tiny epsilon before the square root) so values and gradients stay finite, also at
+    d = 0. With y=None the diagonal is exactly 0.
+    """
+    if x.dim() != 2:
+        raise ValueError(
+            f"pairwise_distance expects a 2-D [N, D] tensor, got shape {tuple(x.shape)}"
+        )
+    dtype = _compute_dtype(x)
+    x = x.to(dtype)
+    same = y is None
+    if same:
+        y = x
+    else:
+        if y.dim() != 2 or y.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"pairwise_distance: y must be [M, {x.shape[1]}] like x, got shape {tuple(y.shape)}"
+            )
+        y = y.to(dtype)
+    x_sq = (x * x).sum(dim=1, keepdim=True)
+    y_sq = x_sq if same else (y * y).sum(dim=1, keepdim=True)
+    sq = (x_sq + y_sq.t() - 2.0 * (x @ y.t())).clamp_min(0.0)
+    if same:
+        # the Gram-matrix form leaves rounding noise on the diagonal; a point is at 0 from itself
+        sq = sq * (1.0 - torch.eye(sq.shape[0], dtype=dtype, device=sq.device))
+    if squared:
+        return sq
+    return sq.clamp_min(SQRT_EPS).sqrt() * (sq > 0)
+
+
+def similarity_from_distance(distances: Tensor) -> Tensor:
+    """Cosine similarity s = 1 - d^2 / 2 of L2-normalised embeddings from their distance d."""
+    return 1.0 - 0.5 * distances.to(_compute_dtype(distances)).square()
+
+
+def cosine_similarity(x: Tensor, y: Tensor | None = None) -> Tensor:
+    """Cosine similarity matrix of L2-normalised embeddings, 1 - d^2/2 from the one distance."""
+    return 1.0 - 0.5 * pairwise_distance(x, y, squared=True)

@@ -1,0 +1,73 @@
+"""Shared base of the tuple losses: input checks, the shared distance matrix, float32 compute, stats."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dml.distances import pairwise_distance
+from dml.samplers.tuples import Tuples, check_tuples
+
+
+class TupleLoss(nn.Module):
+    """loss(embeddings, labels, tuples=None, distances=None) -> scalar.
+
+    tuples: Triplets or Pairs from a sampler (converted to what the loss needs); None means
+    every valid tuple of the batch. distances: the batch's [B, B] distance matrix, with grad,
+    when the caller already computed it (it is shared with the sampler). Computation runs in
+    float32 for fp16/bf16 inputs. ``log_stats()`` gives detached numbers of the last call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stats: dict[str, Tensor] = {}
+
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        tuples: Tuples | None = None,
+        distances: Tensor | None = None,
+    ) -> Tensor:
+        if embeddings.dim() != 2:
+            raise ValueError(f"embeddings must be [B, D], got shape {tuple(embeddings.shape)}")
+        batch = embeddings.shape[0]
+        if labels.dim() != 1 or labels.shape[0] != batch:
+            raise ValueError(
+                f"labels must be a 1-D tensor of length {batch} (one per embedding), "
+                f"got shape {tuple(labels.shape)}"
+            )
+        if distances is None:
+            distances = pairwise_distance(embeddings)
+        elif distances.shape != (batch, batch):
+            raise ValueError(
+                f"distances must be the [{batch}, {batch}] matrix of the batch, got shape {tuple(distances.shape)}"
+            )
+        distances = distances.to(torch.promote_types(distances.dtype, torch.float32))
+        labels = labels.to(distances.device)
+        if tuples is not None:
+            check_tuples(tuples, batch)
+        loss, stats = self.compute(distances, labels, tuples)
+        self._stats = {k: v.detach() for k, v in stats.items()}
+        return loss
+
+    def compute(
+        self, distances: Tensor, labels: Tensor, tuples: Tuples | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """(scalar loss, stats) from distances [B, B] in float32 or float64."""
+        raise NotImplementedError
+
+    def log_stats(self) -> dict[str, Tensor]:
+        """Detached numbers of the last forward (always 'active_fraction': share of non-zero terms)."""
+        return dict(self._stats)
+
+
+def mean_of_active(terms: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean of the non-zero terms, their count); 0 with a zero gradient when none is non-zero."""
+    count = (terms > 0).sum()
+    return terms.sum() / count.clamp_min(1), count
+
+
+def active_fraction(active: Tensor, total: int) -> Tensor:
+    """Share of active terms, 0 for an empty set."""
+    return active.float() / max(total, 1)

@@ -1,0 +1,51 @@
+"""Wang et al. 2019's multi-similarity loss on cosine similarity s = 1 - d^2 / 2."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dml.distances import similarity_from_distance
+from dml.losses.base import TupleLoss, active_fraction
+from dml.samplers.tuples import Tuples, class_masks, to_pairs
+
+
+def log1p_sum_exp(x: Tensor, mask: Tensor) -> Tensor:
+    """Row-wise log(1 + sum over mask of exp(x)), stable (log-sum-exp with a 0 column); 0 for empty rows."""
+    x = x.masked_fill(~mask, float("-inf"))
+    zeros = torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    return torch.logsumexp(torch.cat([x, zeros], dim=1), dim=1)
+
+
+class MultiSimilarityLoss(TupleLoss):
+    """Per anchor (1/alpha) log(1 + sum_P exp(-alpha (S - base))) + (1/beta) log(1 + sum_N exp(beta (S - base))).
+
+    Mean over the batch. P and N are the anchor's pairs in `tuples` (every pair when None).
+    `base` is the paper's lambda.
+    """
+
+    def __init__(self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5) -> None:
+        super().__init__()
+        if alpha <= 0 or beta <= 0:
+            raise ValueError(f"loss.alpha and loss.beta must be > 0, got {alpha} and {beta}")
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.base = float(base)
+
+    def compute(
+        self, distances: Tensor, labels: Tensor, tuples: Tuples | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if tuples is None:
+            pos_mask, neg_mask = class_masks(labels)
+        else:
+            pa, p, na, n = to_pairs(tuples)
+            pos_mask = torch.zeros_like(distances, dtype=torch.bool)
+            neg_mask = torch.zeros_like(distances, dtype=torch.bool)
+            pos_mask[pa, p] = True
+            neg_mask[na, n] = True
+        sim = similarity_from_distance(distances)
+        pos_loss = log1p_sum_exp(-self.alpha * (sim - self.base), pos_mask) / self.alpha
+        neg_loss = log1p_sum_exp(self.beta * (sim - self.base), neg_mask) / self.beta
+        per_anchor = pos_loss + neg_loss
+        active = (per_anchor > 0).sum()
+        return per_anchor.mean(), {"active_fraction": active_fraction(active, per_anchor.numel())}

@@ -1,0 +1,79 @@
+"""Shared machinery of tuple samplers: input checks, the shared distance matrix, a seeded generator.
+
+A sampler never builds a graph: it sees detached distances and returns index tuples. It keeps
+the distances of the tuples it picked in its last call (``last_distances``) for diagnostics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dml.distances import pairwise_distance
+from dml.samplers.tuples import Tuples
+
+
+class BaseSampler:
+    """Calls ``sample(distances, labels, dim)`` on detached distances, with a generator owned here.
+
+    seed: seed of the sampler's own torch.Generator; None draws one from torch's global RNG at
+    the first call (so a run seeded with ``seed_everything`` is still reproducible).
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"sampler seed must be an int or None, got {seed!r}")
+        self.seed = seed
+        self._generators: dict[str, torch.Generator] = {}
+        self.last_distances: dict[str, Tensor] = {}
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The sampler's generator for `device`, created and seeded on first use."""
+        key = str(device)
+        if key not in self._generators:
+            if self.seed is None:
+                self.seed = int(torch.randint(0, 2**62, (1,)).item())
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed)
+            self._generators[key] = gen
+        return self._generators[key]
+
+    def __call__(
+        self, embeddings: Tensor, labels: Tensor, distances: Tensor | None = None
+    ) -> Tuples:
+        """Tuples of batch indices for embeddings [B, D] and labels [B]; distances: optional [B, B]."""
+        if embeddings.dim() != 2:
+            raise ValueError(f"embeddings must be [B, D], got shape {tuple(embeddings.shape)}")
+        batch = embeddings.shape[0]
+        if labels.dim() != 1 or labels.shape[0] != batch:
+            raise ValueError(
+                f"labels must be a 1-D tensor of length {batch} (one per embedding), "
+                f"got shape {tuple(labels.shape)}"
+            )
+        with torch.no_grad():
+            if distances is None:
+                distances = pairwise_distance(embeddings.detach())
+            else:
+                if distances.shape != (batch, batch):
+                    raise ValueError(
+                        f"distances must be the [{batch}, {batch}] matrix of the batch, "
+                        f"got shape {tuple(distances.shape)}"
+                    )
+                distances = distances.detach().float()
+            return self.sample(distances, labels.to(distances.device), embeddings.shape[1])
+
+    def sample(self, distances: Tensor, labels: Tensor, dim: int) -> Tuples:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Seed and generator states, so a resumed run draws the same tuples."""
+        return {
+            "seed": self.seed,
+            "generators": {k: g.get_state() for k, g in self._generators.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = state["seed"]
+        self._generators = {}
+        for key, gen_state in state["generators"].items():
+            self.generator(torch.device(key)).set_state(gen_state)

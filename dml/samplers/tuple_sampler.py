@@ -1,0 +1,76 @@
+"""TupleSampler: which (anchor, positive, negative) triplets of a batch are trained on."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from dml.samplers.base import BaseSampler
+from dml.samplers.strategies import (
+    NEGATIVE_STRATEGIES,
+    POSITIVE_STRATEGIES,
+    select_negatives,
+    select_positives,
+)
+from dml.samplers.tuples import Triplets, class_masks
+
+
+class TupleSampler(BaseSampler):
+    """Positive strategy x negative strategy (DESIGN section 4); returns Triplets.
+
+    positive: all | easy | hard | random. negative: random | hard | semihard | distance_weighted | all.
+    margin: the semihard band d_ap < d_an < d_ap + margin. cutoff, nonzero_loss_cutoff:
+    distance weighted sampling's clip and zero-weight distance (Wu et al. 0.5, 1.4).
+    """
+
+    def __init__(
+        self,
+        positive: str = "all",
+        negative: str = "all",
+        margin: float = 0.2,
+        cutoff: float = 0.5,
+        nonzero_loss_cutoff: float = 1.4,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        if positive not in POSITIVE_STRATEGIES:
+            raise ValueError(
+                f"sampler.positive={positive!r} is not a positive strategy; choose one of {POSITIVE_STRATEGIES}"
+            )
+        if negative not in NEGATIVE_STRATEGIES:
+            raise ValueError(
+                f"sampler.negative={negative!r} is not a negative strategy; choose one of {NEGATIVE_STRATEGIES}"
+            )
+        if margin < 0:
+            raise ValueError(f"sampler.margin={margin} must be >= 0")
+        if not 0 <= cutoff < nonzero_loss_cutoff:
+            raise ValueError(
+                f"need 0 <= sampler.cutoff < sampler.nonzero_loss_cutoff, got {cutoff} and {nonzero_loss_cutoff}"
+            )
+        self.positive = positive
+        self.negative = negative
+        self.margin = margin
+        self.cutoff = cutoff
+        self.nonzero_loss_cutoff = nonzero_loss_cutoff
+
+    def sample(self, distances: Tensor, labels: Tensor, dim: int) -> Triplets:
+        positive_mask, negative_mask = class_masks(labels)
+        generator = self.generator(distances.device)
+        a, p = select_positives(self.positive, distances, positive_mask, generator)
+        triplets = select_negatives(
+            self.negative,
+            distances,
+            negative_mask,
+            a,
+            p,
+            generator,
+            dim=dim,
+            margin=self.margin,
+            cutoff=self.cutoff,
+            nonzero_loss_cutoff=self.nonzero_loss_cutoff,
+        )
+        a, p, n = triplets
+        self.last_distances = {"positive": distances[a, p], "negative": distances[a, n]}
+        return triplets
+
+    def __repr__(self) -> str:
+        return f"TupleSampler(positive={self.positive!r}, negative={self.negative!r})"
