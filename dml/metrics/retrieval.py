@@ -1,0 +1,112 @@
+"""Retrieval metrics: Recall@K, MAP@R and R-Precision (Musgrave et al. 2020), streamed over kNN chunks.
+
+R of a query is the number of same-class gallery items (its own item excluded in self mode);
+queries with R = 0 are left out of every metric and counted in "queries_without_positive".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from dml.metrics.inputs import as_embeddings, as_labels, encode_labels, unit_rows
+from dml.metrics.knn import iter_knn_arrays
+
+
+def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    """The K list as sorted unique positive ints, or a clear error."""
+    try:
+        out = tuple(sorted({int(k) for k in ks}))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"ks must be a list of positive integers, got {ks!r}") from e
+    if not out or out[0] < 1:
+        raise ValueError(f"ks must be a non-empty list of positive integers, got {ks!r}")
+    return out
+
+
+def chunk_scores(hits: np.ndarray, r: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per-query scores from the relevance of ranked neighbours hits [c, k] and R [c] (R >= 1).
+
+    recall@K: any hit in the first K; R-Precision: hits in the first R / R;
+    MAP@R: sum over ranks i <= R of precision@i at the hits, divided by R.
+    """
+    width = hits.shape[1]
+    ranks = np.arange(1, width + 1)
+    in_r = ranks[None, :] <= r[:, None]
+    hits_r = hits & in_r
+    precision_at_i = np.cumsum(hits_r, axis=1) / ranks
+    out = {
+        "r_precision": hits_r.sum(1) / r,
+        "map@r": np.where(hits_r, precision_at_i, 0.0).sum(1) / r,
+    }
+    first = np.where(hits.any(1), hits.argmax(1), width)  # 0-based rank of the first hit
+    for k in ks:
+        out[f"recall@{k}"] = first < k
+    return out
+
+
+def retrieval_metrics(
+    query,
+    query_labels,
+    gallery=None,
+    gallery_labels=None,
+    ks: Iterable[int] = (1, 2, 4, 8),
+    backend: str = "auto",
+    chunk_size: int | None = None,
+) -> dict[str, float | int]:
+    """Recall@K for each K, MAP@R and R-Precision of cosine-similarity retrieval.
+
+    gallery=None: the query set is its own gallery and each query's own item is left out.
+    Returns fractions in [0, 1] plus "num_queries" (scored) and "queries_without_positive".
+    K larger than the gallery counts every query with a positive as a hit.
+    """
+    ks = check_ks(ks)
+    q = as_embeddings(query, "query")
+    ql = as_labels(query_labels, "query_labels", len(q))
+    self_mode = gallery is None
+    if self_mode:
+        if gallery_labels is not None:
+            raise ValueError("gallery_labels given without gallery: pass both, or neither for self-retrieval")
+        g, gl = None, None
+        ql_codes = gl_codes = encode_labels(ql)[0]
+    else:
+        g = as_embeddings(gallery, "gallery", dim=q.shape[1])
+        gl = as_labels(gallery_labels, "gallery_labels", len(g))
+        ql_codes, gl_codes = encode_labels(ql, gl)
+    n_gallery = len(gl_codes)
+    if len(np.unique(gl_codes)) < 2:
+        raise ValueError(
+            f"the gallery has a single class (label {(gl if gl is not None else ql)[0]!r}): "
+            "retrieval metrics need at least two classes to mean anything"
+        )
+    if self_mode and n_gallery < 2:
+        raise ValueError("self-retrieval needs at least 2 embeddings")
+
+    counts = np.bincount(gl_codes, minlength=int(max(ql_codes.max(), gl_codes.max())) + 1)
+    r_all = counts[ql_codes] - int(self_mode)
+    valid = r_all > 0
+    n_valid = int(valid.sum())
+    if n_valid == 0:
+        raise ValueError(
+            "no query has a same-class item in the gallery: check that query and gallery labels "
+            "use the same class ids"
+        )
+
+    q = unit_rows(q, "query")
+    g = None if self_mode else unit_rows(g, "gallery")
+    available = n_gallery - int(self_mode)
+    k_needed = min(max(ks[-1], int(r_all[valid].max())), available)
+
+    sums = {f"recall@{k}": 0.0 for k in ks}
+    sums.update({"map@r": 0.0, "r_precision": 0.0})
+    for start, _, idx in iter_knn_arrays(q, k_needed, g, backend=backend, chunk_size=chunk_size):
+        rows = slice(start, start + len(idx))
+        keep = valid[rows]
+        hits = gl_codes[idx[keep]] == ql_codes[rows][keep, None]
+        for name, per_query in chunk_scores(hits, r_all[rows][keep], ks).items():
+            sums[name] += float(per_query.sum())
+    out: dict[str, float | int] = {name: total / n_valid for name, total in sums.items()}
+    out["num_queries"] = n_valid
+    out["queries_without_positive"] = int(len(q) - n_valid)
+    return out
