@@ -1,0 +1,142 @@
+"""dml-data: download the public benchmark archives and check dataset folders.
+
+dml-data download cub200 --root ~/dml_data/cub200
+dml-data check sop --root ~/dml_data/sop [--verify-images]
+dml-data cache cub200 --root ... --cache-dir ... --size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dml.data.registry import DATASETS, dataset_info, default_root
+
+
+def _download(args: argparse.Namespace) -> int:
+    from dml.data.download import DownloadError, fetch
+
+    info = dataset_info(args.name)
+    root = Path(args.root or default_root(info.name)).expanduser()
+    if not info.archives:
+        print(
+            f"{info.name} cannot be downloaded automatically.\n{info.hand_download.replace('ROOT', str(root))}",
+            file=sys.stderr,
+        )
+        return 2
+    for archive in info.archives:
+        print(f"{info.name}: {archive.url} -> {root}")
+        try:
+            fetch(
+                archive,
+                root,
+                keep_archive=args.keep_archive,
+                progress=not args.quiet,
+                retries=args.retries,
+            )
+        except (DownloadError, ValueError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    print(f"done; check it with: dml-data check {info.name} --root {root}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from dml.data.check import check_dataset, format_reports
+
+    info = dataset_info(args.name)
+    root = Path(args.root or default_root(info.name)).expanduser()
+    try:
+        reports = check_dataset(
+            info.name, root, verify_images=args.verify_images, progress=not args.quiet
+        )
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(format_reports(info.name, root, reports))
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    info = dataset_info(args.name)
+    root = Path(args.root or default_root(info.name)).expanduser()
+    extra = {"crop_to_bbox": True} if args.crop_to_bbox else {}
+    for split in info.splits:
+        data = info.cls(
+            root,
+            split=split,
+            cache_dir=args.cache_dir,
+            cache_size=args.size,
+            skip_bad_images=True,
+            check_counts=False,
+            **extra,
+        )
+        for index in tqdm(range(len(data)), desc=f"{info.name} {split}", disable=args.quiet):
+            data.load_image_or_substitute(index)
+    print(
+        f"cached under {data.cache.dir}; train with dataset.cache_dir={args.cache_dir} "
+        f"dataset.cache_size={args.size}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    names = ", ".join(DATASETS)
+    parser = argparse.ArgumentParser(
+        prog="dml-data", description="Download and check benchmark datasets."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dl = sub.add_parser(
+        "download", help="download and unpack a dataset's public archives (cub200, sop, lfw)"
+    )
+    dl.add_argument("name", help=names)
+    dl.add_argument(
+        "--root", help="target folder (default $DML_DATA/<name>, else ~/dml_data/<name>)"
+    )
+    dl.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
+    dl.add_argument(
+        "--retries", type=int, default=3, help="resume attempts after a dropped connection"
+    )
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    dl.set_defaults(func=_download)
+
+    ck = sub.add_parser(
+        "check", help="count images and classes per split against the official numbers"
+    )
+    ck.add_argument("name", help=names)
+    ck.add_argument("--root", help="dataset folder (default $DML_DATA/<name>)")
+    ck.add_argument("--verify-images", action="store_true", help="also decode every image")
+    ck.add_argument("--quiet", action="store_true", help="no progress bar")
+    ck.set_defaults(func=_check)
+
+    ca = sub.add_parser(
+        "cache", help="fill the pre-resized image cache (dataset.cache_dir) ahead of training"
+    )
+    ca.add_argument("name", help=names)
+    ca.add_argument("--root", help="dataset folder (default $DML_DATA/<name>)")
+    ca.add_argument("--cache-dir", required=True, help="where the resized copies go")
+    ca.add_argument("--size", type=int, default=256, help="shorter side of the cached images (px)")
+    ca.add_argument(
+        "--crop-to-bbox", action="store_true", help="cache the box crops (cub200, cars196)"
+    )
+    ca.add_argument("--quiet", action="store_true", help="no progress bar")
+    ca.set_defaults(func=_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dml-data`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:  # unknown dataset name
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

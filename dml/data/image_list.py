@@ -1,0 +1,228 @@
+"""The shared base of the file-backed datasets: a list of image files with class ids.
+
+Each dataset family parses its official layout into (relative paths, original class ids,
+optional boxes) and hands them here; this class remaps class ids to contiguous labels, checks
+that the files exist, compares counts with the official ones, and decodes images (draft mode,
+disk cache, bad-image handling).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from dml.data.decode import BadImageError, Box, ResizedCache, open_image
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """The root folder does not hold the files a dataset expects."""
+
+
+class DatasetCountWarning(UserWarning):
+    """A split's image or class count differs from the official one."""
+
+
+class BadImageWarning(UserWarning):
+    """An unreadable image was skipped (``skip_bad_images=True``)."""
+
+
+def require_file(path: Path, dataset: str, hint: str) -> Path:
+    """``path`` if it is a file, else a DatasetLayoutError saying what was expected and how to get it."""
+    if not path.is_file():
+        raise DatasetLayoutError(
+            f"{dataset}: expected the file {path}, which does not exist. {hint}"
+        )
+    return path
+
+
+def find_root(root: str | os.PathLike, marker: str, subdir: str) -> Path:
+    """The folder holding ``marker``: ``root/subdir`` (the official archive layout) or ``root`` itself."""
+    root = Path(root).expanduser()
+    if (root / subdir / marker).exists():
+        return root / subdir
+    if (root / marker).exists():
+        return root
+    return root / subdir  # the error names the official location
+
+
+class ImageListDataset(Dataset):
+    """Images listed by path with class ids; ``__getitem__ -> (image, label)``.
+
+    ``labels`` are contiguous 0..C-1 (sorted original ids of ``label_space``, the split's own
+    ids by default); ``class_ids`` keeps each item's original id and ``classes[label]`` maps back.
+    """
+
+    name = "images"
+    #: split -> (number of images, number of classes or None) of the official release
+    expected_counts: dict[str, tuple[int, int | None]] = {}
+
+    def __init__(
+        self,
+        image_root: str | os.PathLike,
+        paths: Sequence[str],
+        class_ids: Sequence[Any],
+        split: str,
+        transform: Callable[[Image.Image], Any] | None = None,
+        boxes: np.ndarray | None = None,
+        label_space: Sequence[Any] | None = None,
+        draft: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        cache_size: int = 256,
+        skip_bad_images: bool = False,
+        check_counts: bool = True,
+    ) -> None:
+        self.image_root = Path(image_root).expanduser()
+        self.split = split
+        self.transform = transform
+        self.draft = bool(draft)
+        self.skip_bad_images = bool(skip_bad_images)
+        if len(paths) != len(class_ids):
+            raise ValueError(f"{self.name}: {len(paths)} paths but {len(class_ids)} class ids")
+        if len(paths) == 0:
+            raise DatasetLayoutError(
+                f"{self.name}: split {split!r} under {self.image_root} lists no images"
+            )
+        paths = list(paths)
+        class_ids = _as_id_array(class_ids)
+        keep = self._existing(paths)
+        if not keep.all():
+            paths = [p for p, k in zip(paths, keep, strict=True) if k]
+            class_ids = class_ids[keep]
+            boxes = boxes[keep] if boxes is not None else None
+        self.paths = paths
+        self.class_ids = class_ids
+        self.boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        space = np.unique(_as_id_array(label_space if label_space is not None else class_ids))
+        self.classes = space
+        labels = np.searchsorted(space, class_ids)
+        if (labels >= len(space)).any() or (
+            space[np.minimum(labels, len(space) - 1)] != class_ids
+        ).any():
+            raise ValueError(
+                f"{self.name}: some class ids of split {split!r} are not in its label space"
+            )
+        self.labels = labels.astype(np.int64)
+        self.cache = (
+            ResizedCache(cache_dir, cache_size, cropped=self.boxes is not None)
+            if cache_dir
+            else None
+        )
+        self.bad_images = 0
+        if check_counts:
+            self._check_counts()
+
+    # -- construction helpers ------------------------------------------------------------
+    def _existing(self, paths: list[str]) -> np.ndarray:
+        keep = np.fromiter((os.path.isfile(self.image_root / p) for p in paths), bool, len(paths))
+        missing = [p for p, k in zip(paths, keep, strict=True) if not k]
+        if not missing:
+            return keep
+        if len(missing) == len(paths):
+            raise DatasetLayoutError(
+                f"{self.name}: none of the {len(paths)} images of split {self.split!r} exist under "
+                f"{self.image_root} (first: {missing[0]}); is the image folder extracted there?"
+            )
+        shown = ", ".join(str(self.image_root / p) for p in missing[:3])
+        if not self.skip_bad_images:
+            raise BadImageError(
+                f"{self.name}: {len(missing)} listed image file(s) are missing, e.g. {shown}; "
+                "restore them or set dataset.skip_bad_images=true to skip them"
+            )
+        warnings.warn(
+            f"{self.name}: skipping {len(missing)} missing image file(s) of split {self.split!r}, e.g. {shown}",
+            BadImageWarning,
+            stacklevel=3,
+        )
+        return keep
+
+    def _check_counts(self) -> None:
+        expected = self.expected_counts.get(self.split)
+        if expected is None:
+            return
+        images, classes = expected
+        got_classes = len(np.unique(self.labels))
+        if len(self) != images or (classes is not None and got_classes != classes):
+            warnings.warn(
+                f"{self.name} split {self.split!r}: {len(self):,} images / {got_classes:,} classes, "
+                f"the official release has {images:,} images"
+                + (f" / {classes:,} classes" if classes is not None else "")
+                + f" (root {self.image_root}); results will not be comparable to published ones",
+                DatasetCountWarning,
+                stacklevel=3,
+            )
+
+    # -- access --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def box(self, index: int) -> Box | None:
+        return None if self.boxes is None else tuple(self.boxes[index])
+
+    def load_image(self, index: int) -> Image.Image:
+        """The decoded image of item ``index`` (cropped to its box when the dataset has boxes)."""
+        path = self.image_root / self.paths[index]
+        if self.cache is not None:
+            return self.cache.load(path, self.paths[index], self.box(index))
+        decode_size = getattr(self.transform, "decode_size", None) if self.draft else None
+        return open_image(path, decode_size, self.box(index))
+
+    def load_image_or_substitute(self, index: int) -> tuple[Image.Image, int]:
+        try:
+            return self.load_image(index), index
+        except BadImageError as err:
+            if not self.skip_bad_images:
+                raise BadImageError(
+                    f"{err} (set dataset.skip_bad_images=true to skip such files)"
+                ) from err
+            self.bad_images += 1
+            warnings.warn(
+                f"{self.name}: skipped bad image #{self.bad_images} in this process: {err}",
+                BadImageWarning,
+                stacklevel=3,
+            )
+        # another image of the same class keeps the batch's class balance
+        same = np.flatnonzero(self.labels == self.labels[index])
+        for other in np.roll(same, -int(np.searchsorted(same, index)) - 1):
+            if other == index:
+                continue
+            try:
+                return self.load_image(int(other)), int(other)
+            except BadImageError:
+                continue
+        raise BadImageError(
+            f"{self.name}: every image of class {self.classes[self.labels[index]]!r} is unreadable "
+            f"(first: {self.image_root / self.paths[index]})"
+        )
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image, _ = self.load_image_or_substitute(int(index))
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(split={self.split!r}, images={len(self)}, "
+            f"classes={len(np.unique(self.labels))}, root={str(self.image_root)!r})"
+        )
+
+
+def _as_id_array(ids: Sequence[Any]) -> np.ndarray:
+    """Class ids as an int64 array when they are all integers, else as a str array."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    return arr.astype(str)

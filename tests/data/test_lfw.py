@@ -1,0 +1,52 @@
+"""LFW: images + pairs.txt folds; pairs index the dataset, same/fold per pair."""
+
+import numpy as np
+import pytest
+
+from dml.data import LFW
+from dml.data.lfw import image_path, read_pairs
+
+pytestmark = pytest.mark.filterwarnings("ignore::dml.data.image_list.DatasetCountWarning")
+
+
+def test_pairs_same_fold(lfw_root):
+    root, pairs = lfw_root
+    data = LFW(root)
+    assert data.pairs.shape == (12, 2) and data.same.dtype == bool and data.fold.dtype == np.int64
+    assert data.same.tolist() == [True] * 3 + [False] * 3 + [True] * 3 + [False] * 3
+    assert data.fold.tolist() == [0] * 6 + [1] * 6
+    assert data.num_folds == 2
+    for (a, i, b, j), (ia, ib), same in zip(pairs, data.pairs, data.same, strict=True):
+        assert data.paths[ia] == image_path(a, i) and data.paths[ib] == image_path(b, j)
+        assert (data.labels[ia] == data.labels[ib]) == same
+        assert data.classes[data.labels[ia]] == a
+
+
+def test_pairs_split_holds_only_used_images_and_all_holds_every_image(lfw_root):
+    root, _ = lfw_root
+    used = LFW(root)
+    assert "Unused_Person" not in set(used.class_ids.tolist())
+    every = LFW(root, split="all")
+    assert len(every) == 12 and "Unused_Person" in set(every.class_ids.tolist())
+    assert every.pairs.shape == (12, 2)
+    image, label = every[int(every.pairs[0, 0])]
+    assert every.classes[label] == "Abel_Pacheco" and image.size == (11, 10)
+
+
+def test_read_pairs_rejects_bad_header_and_short_file(tmp_path):
+    path = tmp_path / "pairs.txt"
+    path.write_text("ten folds\n")
+    with pytest.raises(ValueError, match="header"):
+        read_pairs(path)
+    path.write_text("10\t300\nAbel_Pacheco\t1\t4\n")
+    with pytest.raises(ValueError, match="6000 pairs but 1 lines"):
+        read_pairs(path)
+    path.write_text("1\t1\nAbel_Pacheco\t1\nA\t1\tB\t2\n")
+    with pytest.raises(ValueError, match="pairs.txt:2"):
+        read_pairs(path)
+
+
+def test_missing_image_folder(tmp_path):
+    (tmp_path / "pairs.txt").write_text("1\t1\nA\t1\t2\nA\t1\tB\t1\n")
+    with pytest.raises(FileNotFoundError, match="dml-data download lfw"):
+        LFW(tmp_path)
