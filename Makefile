@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make train` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: install train test test-all lint bench clean
+
+# pip's configured find-links folder may hold a CPU-only torch wheel against which the
+# registry's torchvision fails to import; install with find-links switched off so that pip
+# resolves torch and torchvision together, then check that both load.
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	PIP_FIND_LINKS= $(PIP) install --upgrade pip setuptools wheel
+	PIP_FIND_LINKS= $(PIP) install -e ".[dev]"
+	$(PY) -c "import torch, torchvision, faiss, pytorch_lightning, hydra; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(VENV)/bin/dml-train $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check dml tests scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""dml: deep metric learning experiments."""

@@ -1,0 +1,114 @@
+"""LightningDataModule: builds the dataset config's splits, transforms and class-balanced batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from dml.data.batch_sampler import ClassBalancedBatchSampler
+from dml.data.transforms import build_transform
+
+
+class DMLDataModule(pl.LightningDataModule):
+    """Train split in P classes x M images batches; eval split(s) in order for embedding.
+
+    `dataset` is the composed `dataset` config node; `normalize` is the backbone's input
+    normalisation (imagenet | bgr255 | none). Evaluation is self-retrieval on `test`, or
+    `query` against `gallery` when the config names both.
+    """
+
+    def __init__(
+        self,
+        dataset: DictConfig | Mapping[str, Any],
+        normalize: str = "none",
+        eval_batch_size: int = 256,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.cfg = dataset if isinstance(dataset, DictConfig) else OmegaConf.create(dict(dataset))
+        self.normalize = normalize
+        self.eval_batch_size = int(eval_batch_size)
+        self.seed = int(seed)
+        self.train_set: Dataset | None = None
+        self.eval_sets: dict[str, Dataset] = {}
+        self.batch_sampler: ClassBalancedBatchSampler | None = None
+
+    @property
+    def query_gallery(self) -> bool:
+        """True when evaluation is query-vs-gallery (In-Shop), False for self-retrieval."""
+        return self.cfg.get("query") is not None and self.cfg.get("gallery") is not None
+
+    def _build(self, node: DictConfig, train: bool) -> Dataset:
+        spec = self.cfg.transform.train if train else self.cfg.transform.eval
+        transform = build_transform(OmegaConf.to_container(spec, resolve=True), normalize=self.normalize)
+        return hydra.utils.instantiate(node, transform=transform)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None and stage in (None, "fit"):
+            self.train_set = self._build(self.cfg.train, train=True)
+        if not self.eval_sets:
+            if self.query_gallery:
+                self.eval_sets = {
+                    "query": self._build(self.cfg.query, train=False),
+                    "gallery": self._build(self.cfg.gallery, train=False),
+                }
+            elif self.cfg.get("test") is not None:
+                self.eval_sets = {"test": self._build(self.cfg.test, train=False)}
+            else:
+                raise ValueError(
+                    f"dataset={self.cfg.get('name')}: the config names no eval split; set dataset.test, "
+                    "or dataset.query and dataset.gallery"
+                )
+            for name, ds in self.eval_sets.items():
+                if len(ds) == 0:
+                    raise ValueError(f"dataset={self.cfg.get('name')}: the {name} split is empty")
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.world_size, trainer.global_rank
+        return 1, 0
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup('fit') first"
+        if self.batch_sampler is None:
+            world, rank = self._world()
+            self.batch_sampler = ClassBalancedBatchSampler(
+                self.train_set.labels,
+                classes_per_batch=int(self.cfg.classes_per_batch),
+                m_per_class=int(self.cfg.m_per_class),
+                seed=self.seed,
+                num_replicas=world,
+                rank=rank,
+            )
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            self.batch_sampler.set_epoch(trainer.current_epoch)
+        return self._loader(self.train_set, batch_sampler=self.batch_sampler)
+
+    def eval_dataloaders(self) -> dict[str, DataLoader]:
+        """One ordered loader per eval split (`test`, or `query` and `gallery`)."""
+        if not self.eval_sets:
+            self.setup("validate")
+        return {
+            name: self._loader(ds, batch_size=self.eval_batch_size, shuffle=False) for name, ds in self.eval_sets.items()
+        }
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return list(self.eval_dataloaders().values())
+
+    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        workers = int(self.cfg.get("num_workers", 0))
+        return DataLoader(
+            dataset,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            **kwargs,
+        )

@@ -1,0 +1,1 @@
+"""LightningModule, evaluation glue and the train/eval entry functions."""

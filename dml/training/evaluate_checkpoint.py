@@ -1,0 +1,45 @@
+"""Re-embed the eval split(s) of a run from one of its checkpoints and score them (dml-eval)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from dml.training.evaluation import embed, score
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a dml checkpoint safely (weights_only=True) and check it carries a run config."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt={str(path)!r} does not exist; pass a .ckpt from a run's checkpoints/ folder")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, dict) else None
+    if not config:
+        raise ValueError(f"ckpt={str(path)!r} is not a dml-train checkpoint (it holds no run config)")
+    return ckpt
+
+
+def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tuple[dict[str, float], Any]:
+    """Metrics of the checkpoint's model on its run's eval split; `overrides` are `key=value` strings."""
+    from dml.training.run import build_datamodule, build_model
+
+    ckpt = load_checkpoint(path)
+    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    model = build_model(cfg)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state, strict=True)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("validate")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    metrics_cfg = cfg.dataset.get("metrics", {}) or {}
+    splits = {name: embed(model, dl, device=device) for name, dl in datamodule.eval_dataloaders().items()}
+    metrics = score(splits, ks=metrics_cfg.get("ks", (1, 2, 4, 8)), nmi=bool(metrics_cfg.get("nmi", True)))
+    return metrics, cfg

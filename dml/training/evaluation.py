@@ -1,0 +1,74 @@
+"""Embed eval splits and score them: one path for validation, the final table and dml-eval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dml.metrics import clustering_metrics, retrieval_metrics
+
+
+@torch.no_grad()
+def embed(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings [N, D] (float32, CPU) and labels [N] of every item of `loader`, in order."""
+    was_training = model.training
+    model.eval()
+    embs, labels = [], []
+    for x, y in loader:
+        embs.append(model(x.to(device)).float().cpu())
+        labels.append(torch.as_tensor(y))
+    model.train(was_training)
+    return torch.cat(embs), torch.cat(labels)
+
+
+def raw_pixels(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened, L2-normalised input images: the no-learning baseline on small images."""
+    xs, ys = [], []
+    for x, y in loader:
+        xs.append(F.normalize(x.flatten(1).float(), dim=1))
+        ys.append(torch.as_tensor(y))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def score(
+    splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    ks: Iterable[int] = (1, 2, 4, 8),
+    nmi: bool = True,
+) -> dict[str, float]:
+    """Retrieval (+ clustering) metrics of `{"test": (emb, labels)}` or `{"query": .., "gallery": ..}`."""
+    ks = tuple(int(k) for k in ks)
+    if "query" in splits:
+        q, ql = splits["query"]
+        g, gl = splits["gallery"]
+        out: dict[str, Any] = dict(retrieval_metrics(q, ql, g, gl, ks=ks))
+        if nmi:
+            out.update(clustering_metrics(torch.cat([q, g]), torch.cat([ql, gl])))
+    else:
+        e, lab = splits["test"]
+        out = dict(retrieval_metrics(e, lab, ks=ks))
+        if nmi:
+            out.update(clustering_metrics(e, lab))
+    return {k: float(v) for k, v in out.items()}
+
+
+def format_table(columns: Mapping[str, Mapping[str, float]], first: str | None = None) -> str:
+    """Markdown table: one row per metric, one column per evaluated model (e.g. raw, untrained, trained)."""
+    names = list(dict.fromkeys(k for col in columns.values() for k in col))
+    if first in names:
+        names.remove(first)
+        names.insert(0, first)
+    header = "| metric | " + " | ".join(columns) + " |"
+    rule = "|---|" + "---:|" * len(columns)
+    rows = []
+    for name in names:
+        cells = []
+        for col in columns.values():
+            v = col.get(name)
+            cells.append("" if v is None else (f"{v:.4f}" if isinstance(v, float) and not v.is_integer() else f"{v:g}"))
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *rows])
