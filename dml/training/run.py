@@ -60,6 +60,11 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
     )
 
 
+def build_callbacks(cfg: DictConfig | None) -> list[pl.Callback]:
+    """Instantiate every node of the `callbacks` group that names a `_target_`."""
+    return [hydra.utils.instantiate(node) for node in (cfg or {}).values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
 def _output_dir(cfg: DictConfig) -> Path:
     return Path(str(cfg.paths.output_dir))
 
@@ -84,18 +89,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         module = build_module(cfg)
         module.eval_split_names = list(datamodule.eval_sets)
         loggers = build_loggers(cfg.get("logger"))
-        ckpt_dir = out / "checkpoints"
-        checkpoint = ModelCheckpoint(
-            dirpath=ckpt_dir,
-            filename="epoch_{epoch:03d}",
-            auto_insert_metric_name=False,
-            monitor=f"eval/{cfg.monitor}",
-            mode="max",
-            save_top_k=1,
-            save_last=True,
-            every_n_epochs=1,
-        )
-        trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[checkpoint])
+        callbacks = build_callbacks(cfg.get("callbacks"))
+        trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     except ConfigError:
         _clean_failed_run_dir(out)
         raise
@@ -112,6 +107,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loaders = datamodule.eval_dataloaders()
         columns["untrained"] = score({n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi)
 
+    ckpt_dir = out / "checkpoints"
+    checkpoint = trainer.checkpoint_callback
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None and cfg.get("resume") and (ckpt_dir / "last.ckpt").is_file():
         ckpt_path = str(ckpt_dir / "last.ckpt")
@@ -128,7 +125,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": round(seconds, 2),
-        "best_checkpoint": checkpoint.best_model_path or None,
+        "best_checkpoint": (checkpoint.best_model_path or None) if isinstance(checkpoint, ModelCheckpoint) else None,
         "last_checkpoint": str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").is_file() else None,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
