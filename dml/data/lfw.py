@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from dml.data.image_list import DatasetCountWarning, ImageListDataset, require_file
+from dml.data.image_list import (
+    DatasetCountWarning,
+    DatasetLayoutError,
+    ImageListDataset,
+    require_file,
+)
 
 _HINT = "Get it with `dml-data download lfw --root {root}` (lfw.tgz, 173 MB, and pairs.txt)."
-SPLITS = ("pairs", "all")
+SPLITS = ("pairs", "all", "train")
 
 
 def image_path(name: str, number: int, images_dir: str = "lfw") -> str:
@@ -61,7 +67,9 @@ class LFW(ImageListDataset):
     """LFW: ``root`` holds ``lfw/<Name>/<Name>_NNNN.jpg`` and ``pairs.txt``. Labels are
     identities. ``pairs`` [N, 2] indexes this dataset's items, ``same`` [N] and ``fold`` [N]
     (file order) feed ``dml.metrics.verification_metrics``. ``split="pairs"`` holds only the
-    images that pairs.txt uses, ``"all"`` every image under ``lfw/``."""
+    images that pairs.txt uses, ``"all"`` every image under ``lfw/``, ``"train"`` the images of
+    identities that no pair uses and that have 2+ images (identity-disjoint from the pairs;
+    it has no pairs of its own)."""
 
     name = "lfw"
     expected_counts = {"all": (13233, 5749)}
@@ -86,19 +94,34 @@ class LFW(ImageListDataset):
         pairs, same, fold = read_pairs(require_file(pairs_path, self.name, hint))
         if not (base / images_dir).is_dir():
             raise FileNotFoundError(f"lfw: expected the image folder {base / images_dir}. {hint}")
-        if split == "all":
+        used = list(
+            dict.fromkeys(
+                path
+                for a, i, b, j in pairs
+                for path in (image_path(a, i, images_dir), image_path(b, j, images_dir))
+            )
+        )
+        if split == "pairs":
+            paths = used
+        else:
             paths = sorted(
                 f"{images_dir}/{p.parent.name}/{p.name}"
                 for p in (base / images_dir).glob("*/*.jpg")
             )
-        else:
-            paths = list(
-                dict.fromkeys(
-                    image_path(n, i, images_dir)
-                    for a, i, b, j in pairs
-                    for n, i in ((a, i), (b, j))
+        if split == "train":
+            # identities that no pair uses and that have a positive (>= 2 images)
+            in_pairs = {p.split("/")[-2] for p in used}
+            counts = Counter(p.split("/")[-2] for p in paths)
+            paths = [
+                p
+                for p in paths
+                if p.split("/")[-2] not in in_pairs and counts[p.split("/")[-2]] > 1
+            ]
+            pairs = []
+            if not paths:
+                raise DatasetLayoutError(
+                    f"lfw: no identity with 2+ images is left outside {pairs_path}"
                 )
-            )
         identities = [p.split("/")[-2] for p in paths]
         super().__init__(base, paths, identities, split, transform=transform, **kwargs)
         index = {p: k for k, p in enumerate(self.paths)}
@@ -112,10 +135,14 @@ class LFW(ImageListDataset):
                 keep.append(False)
         keep_mask = np.asarray(keep, dtype=bool)
         self.pairs = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
-        self.same = same[keep_mask]
-        self.fold = fold[keep_mask]
-        self.num_folds = int(fold.max()) + 1 if len(fold) else 0
-        if len(self.pairs) != self.expected_pairs and pairs_file == "pairs.txt":
+        self.same = same[: len(keep_mask)][keep_mask]
+        self.fold = fold[: len(keep_mask)][keep_mask]
+        self.num_folds = int(self.fold.max()) + 1 if len(self.fold) else 0
+        if (
+            split != "train"
+            and len(self.pairs) != self.expected_pairs
+            and pairs_file == "pairs.txt"
+        ):
             warnings.warn(
                 f"lfw: {len(self.pairs)} usable pairs, the official pairs.txt has {self.expected_pairs}",
                 DatasetCountWarning,

@@ -187,3 +187,21 @@ def inshop_root(tmp_path):
 @pytest.fixture
 def lfw_root(tmp_path):
     return tmp_path, make_lfw(tmp_path)
+
+
+@pytest.fixture
+def image_writer():
+    """write_image(path, size) for tests that build their own layouts."""
+    return write_image
+
+
+@pytest.fixture
+def layout_makers():
+    """Dataset config name -> function writing that dataset's fixture layout into a folder."""
+    return {
+        "cub200": make_cub,
+        "cars196": make_cars,
+        "sop": make_sop,
+        "inshop": make_inshop,
+        "lfw": make_lfw,
+    }

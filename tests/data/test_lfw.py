@@ -50,3 +50,12 @@ def test_missing_image_folder(tmp_path):
     (tmp_path / "pairs.txt").write_text("1\t1\nA\t1\t2\nA\t1\tB\t1\n")
     with pytest.raises(FileNotFoundError, match="dml-data download lfw"):
         LFW(tmp_path)
+
+
+def test_train_split_is_identity_disjoint_from_pairs(lfw_root, image_writer):
+    root, _ = lfw_root
+    for i in (1, 2):
+        image_writer(root / "lfw" / "New_Person" / f"New_Person_{i:04d}.jpg", (9, 9))
+    train = LFW(root, split="train")
+    assert set(train.class_ids.tolist()) == {"New_Person"}  # Unused_Person has 1 image only
+    assert len(train) == 2 and train.pairs.shape == (0, 2) and len(train.same) == 0

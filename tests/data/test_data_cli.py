@@ -1,0 +1,100 @@
+"""dml-data: check reports counts per split, download notes for hand-only datasets, cache."""
+
+import pytest
+
+from dml.cli.data import main
+from dml.data.cub import CUB200
+from dml.data.registry import DATASETS, DatasetInfo, dataset_info
+
+
+def test_check_reports_counts_and_mismatch(cub_root, capsys):
+    root, _ = cub_root
+    assert main(["check", "cub200", "--root", str(root), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "| train | 9 | 5,864 | 3 | 100 | MISMATCH |" in out
+    assert "| test | 9 | 5,924 | 3 | 100 | MISMATCH |" in out
+
+
+def test_check_ok_when_counts_match(cub_root, capsys, monkeypatch):
+    monkeypatch.setattr(CUB200, "expected_counts", {"train": (9, 3), "test": (9, 3)})
+    assert main(["check", "cub200", "--root", str(cub_root[0]), "--verify-images", "--quiet"]) == 0
+    assert "| train | 9 | 9 | 3 | 3 | ok |" in capsys.readouterr().out
+
+
+def test_check_verify_images_lists_bad_files(cub_root, capsys, monkeypatch):
+    monkeypatch.setattr(CUB200, "expected_counts", {"train": (9, 3), "test": (9, 3)})
+    data = CUB200(cub_root[0], "test")
+    (data.image_root / data.paths[0]).write_bytes(b"broken")
+    assert main(["check", "cub200", "--root", str(cub_root[0]), "--verify-images", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "1 bad image(s)" in out and data.paths[0] in out
+
+
+def test_check_lfw_reports_pairs(lfw_root, capsys):
+    assert main(["check", "lfw", "--root", str(lfw_root[0]), "--quiet"]) == 1  # 12 of 6,000 pairs
+    assert "12 pairs (6 same) in 2 folds, expected 6,000" in capsys.readouterr().out
+
+
+def test_check_missing_layout_explains(tmp_path, capsys):
+    assert main(["check", "sop", "--root", str(tmp_path)]) == 1
+    assert "dml-data download sop" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name,words", [("cars196", "cars_annos.mat"), ("inshop", "list_eval_partition.txt")]
+)
+def test_download_hand_only_datasets_print_instructions(tmp_path, capsys, name, words):
+    assert main(["download", name, "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and str(tmp_path) in err
+
+
+def test_unknown_dataset(capsys):
+    assert main(["check", "imagenet"]) == 2
+    assert "known: cub200, cars196, sop, inshop, lfw" in capsys.readouterr().err
+
+
+def test_download_via_registry_file_url(tmp_path, monkeypatch, capsys):
+    import hashlib
+    import tarfile
+
+    src = tmp_path / "src"
+    (src / "lfw" / "A").mkdir(parents=True)
+    (src / "lfw" / "A" / "A_0001.jpg").write_bytes(b"jpeg")
+    archive = tmp_path / "lfw.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "lfw", arcname="lfw")
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    from dml.data.download import Archive
+
+    info = dataset_info("lfw")
+    monkeypatch.setitem(
+        DATASETS,
+        "lfw",
+        DatasetInfo("lfw", info.cls, info.splits, (Archive(archive.as_uri(), md5),)),
+    )
+    root = tmp_path / "root"
+    assert main(["download", "lfw", "--root", str(root), "--quiet"]) == 0
+    assert (root / "lfw" / "A" / "A_0001.jpg").read_bytes() == b"jpeg"
+    assert "dml-data check lfw" in capsys.readouterr().out
+
+
+def test_cache_command_fills_cache(cub_root, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    assert (
+        main(
+            [
+                "cache",
+                "cub200",
+                "--root",
+                str(cub_root[0]),
+                "--cache-dir",
+                str(cache),
+                "--size",
+                "8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert len(list((cache / "8").rglob("*.jpg"))) == 18

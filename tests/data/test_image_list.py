@@ -1,0 +1,75 @@
+"""Shared dataset behaviour: bad and missing images, skip_bad_images, counts, transforms."""
+
+import warnings
+
+import pytest
+import torch
+
+from dml.data import CUB200
+from dml.data.decode import BadImageError
+from dml.data.image_list import BadImageWarning, DatasetCountWarning
+from dml.data.transforms import build_transform
+
+pytestmark = pytest.mark.filterwarnings("ignore::dml.data.image_list.DatasetCountWarning")
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_truncated_image_error_names_file(cub_root):
+    root, _ = cub_root
+    data = CUB200(root, split="train")
+    bad = data.image_root / data.paths[4]
+    _truncate(bad)
+    with pytest.raises(BadImageError, match=str(bad).replace("/", ".")) as err:
+        data[4]
+    assert "skip_bad_images=true" in str(err.value)
+
+
+def test_not_an_image_error_names_file(cub_root):
+    root, _ = cub_root
+    data = CUB200(root, split="train")
+    bad = data.image_root / data.paths[0]
+    bad.write_bytes(b"this is not a jpeg")
+    with pytest.raises(BadImageError, match="cannot decode"):
+        data[0]
+
+
+def test_skip_bad_images_substitutes_same_class_and_counts(cub_root):
+    root, _ = cub_root
+    data = CUB200(root, split="train", skip_bad_images=True)
+    _truncate(data.image_root / data.paths[2])
+    with pytest.warns(BadImageWarning, match="skipped bad image #1"):
+        image, label = data[2]
+    assert label == data.labels[2]
+    assert image.size[1] - 10 == data.class_ids[2]  # an image of the same class
+    assert data.bad_images == 1
+    with pytest.warns(BadImageWarning, match="#2"):
+        data[2]
+
+
+def test_missing_files_error_or_skip(cub_root):
+    root, _ = cub_root
+    data = CUB200(root, split="test")
+    (data.image_root / data.paths[1]).unlink()
+    with pytest.raises(BadImageError, match="1 listed image file"):
+        CUB200(root, split="test")
+    with pytest.warns(BadImageWarning, match="skipping 1 missing"):
+        skipped = CUB200(root, split="test", skip_bad_images=True)
+    assert len(skipped) == len(data) - 1
+    assert data.paths[1] not in skipped.paths
+
+
+def test_counts_warning_can_be_turned_off(cub_root):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetCountWarning)
+        CUB200(cub_root[0], split="train", check_counts=False)
+
+
+def test_transform_gives_tensors_and_works_in_dataloader(cub_root):
+    data = CUB200(cub_root[0], split="train", transform=build_transform({"resize": 16, "crop": 12}))
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    images, labels = next(iter(loader))
+    assert images.shape == (4, 3, 12, 12) and labels.dtype == torch.int64
