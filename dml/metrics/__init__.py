@@ -6,14 +6,14 @@ Python numbers. kNN search lives in dml.metrics.knn (faiss or torch, streamed in
 
 from dml.metrics.clustering import clustering_metrics
 from dml.metrics.evaluate import evaluate_embeddings
-from dml.metrics.knn import knn
+from dml.metrics.knn import nearest_neighbors
 from dml.metrics.retrieval import retrieval_metrics
 from dml.metrics.verification import verification_metrics
 
 __all__ = [
     "clustering_metrics",
     "evaluate_embeddings",
-    "knn",
+    "nearest_neighbors",
     "retrieval_metrics",
     "verification_metrics",
 ]

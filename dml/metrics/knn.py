@@ -1,10 +1,12 @@
-"""The one k-nearest-neighbour search of dml: cosine similarity, streamed in query chunks.
+"""The one k-nearest-neighbour search of dml: cosine similarity, streamed in tiles.
 
 Neighbours are ordered by similarity (largest first) and, among equal similarities (duplicate
-vectors), by gallery index (smallest first), whatever the backend or chunk size. In self mode
+vectors), by gallery index (smallest first), whatever the backend or tile size. In self mode
 (gallery=None) each query's own row is left out by index, so a duplicate of the query is still
-found. Backends: faiss (a GPU index when faiss has GPU support and a GPU is visible) and torch
-(CUDA when available, else CPU). Memory stays bounded: one chunk of similarities at a time.
+found. Backends: torch (CUDA when available, else CPU; in self mode each tile of the similarity
+matrix serves both its rows and its columns, half the multiply-adds) and faiss (a GPU index when
+faiss has GPU support and sees a GPU). Memory stays bounded: a tile of similarities plus a
+running top-k per query (query rows are processed in groups when that would be too large).
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from dml.metrics.inputs import as_embeddings
 
-# Bytes allowed for one chunk's [chunk, gallery] similarity block (torch) / result block (faiss).
-CHUNK_BYTES = 1 << 28
+# Side of a square tile of the similarity matrix (torch backend); 2048^2 floats = 16 MiB.
+TILE = 2048
+# Bytes allowed for the running top-k keys of the queries in flight (8 bytes per neighbour).
+RUNNING_BYTES = 1 << 28
 # faiss' GPU k-selection handles at most this many neighbours; more goes through torch.
 FAISS_GPU_MAX_K = 2048
 BACKENDS = ("auto", "faiss", "torch")
+_LOW32 = 0xFFFFFFFF
+_EMPTY_KEY = torch.iinfo(torch.int64).min  # below every real key: "no neighbour yet"
 
 
 def _faiss():
@@ -51,48 +58,107 @@ def choose_backend(backend: str, k: int) -> str:
     return "torch"
 
 
-def sort_neighbours(vals: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of (similarity, index) reordered by similarity descending, then index ascending."""
-    order = torch.argsort(idx, dim=1)
-    vals, idx = vals.gather(1, order), idx.gather(1, order)
-    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
-    return vals.gather(1, order), idx.gather(1, order)
+def encode(vals: Tensor, idx: Tensor) -> Tensor:
+    """int64 keys whose order is (similarity descending, index ascending) as "larger first".
+
+    High 32 bits: the float32 bit pattern made monotone as a signed int; low 32 bits: the
+    complement of the index. -0.0 is folded into +0.0 so that the two tie.
+    """
+    bits = (vals.to(torch.float32) + 0.0).view(torch.int32)
+    ordered = torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(torch.int64)
+    return (ordered << 32) | (_LOW32 - idx.to(torch.int64))
 
 
-def topk_rows(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k of each row of a similarity block, ties broken by column index.
+def decode(keys: Tensor) -> tuple[Tensor, Tensor]:
+    """(similarities float32, indices int64) of keys made by encode()."""
+    high = (keys >> 32).to(torch.int32)
+    vals = torch.where(high >= 0, high, high ^ 0x7FFFFFFF).view(torch.float32)
+    return vals, _LOW32 - (keys & _LOW32)
+
+
+def topk_keys(sims: Tensor, k: int, col_offset: int = 0) -> Tensor:
+    """Keys of the exact top-k of each row of a similarity block, ties broken by column index.
 
     torch.topk orders ties arbitrarily and may cut a group of equal values at the k-th place;
     a row where the (k+1)-th value equals the k-th is redone with a stable full sort.
     """
     n = sims.shape[1]
+    k = min(k, n)
     vals, idx = torch.topk(sims, min(k + 1, n), dim=1, largest=True, sorted=True)
     if vals.shape[1] > k:
         cut = (vals[:, k] == vals[:, k - 1]).nonzero().flatten()
-        vals, idx = vals[:, :k].contiguous(), idx[:, :k].contiguous()
+        vals, idx = vals[:, :k], idx[:, :k]
         if len(cut):
+            vals, idx = vals.clone(), idx.clone()
             sv, si = torch.sort(sims[cut], dim=1, descending=True, stable=True)
             vals[cut], idx[cut] = sv[:, :k], si[:, :k]
-    return sort_neighbours(vals, idx)
+    return encode(vals, idx + col_offset)
+
+
+def merge_keys(running: Tensor, new: Tensor) -> Tensor:
+    """The k largest of two key sets per row (k = running's width), sorted largest first."""
+    both = torch.cat([running, new], dim=1)
+    return torch.topk(both, running.shape[1], dim=1, largest=True, sorted=True).values
 
 
 def _torch_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def _spans(n: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _decoded(keys: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    vals, idx = decode(keys)
+    return vals.cpu().numpy(), idx.cpu().numpy()
+
+
+def _torch_symmetric(x: Tensor, k: int, tile: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Self mode: tile (i, j >= i) gives top-k candidates to rows of block i and, transposed, of j."""
+    spans = _spans(len(x), tile)
+    running = torch.full((len(x), k), _EMPTY_KEY, dtype=torch.int64, device=x.device)
+    for bi, (r0, r1) in enumerate(spans):
+        for c0, c1 in spans[bi:]:
+            sims = x[r0:r1] @ x[c0:c1].T
+            if c0 == r0:
+                sims.fill_diagonal_(-torch.inf)
+            running[r0:r1] = merge_keys(running[r0:r1], topk_keys(sims, k, c0))
+            if c0 != r0:
+                cols = topk_keys(sims.T.contiguous(), k, r0)
+                running[c0:c1] = merge_keys(running[c0:c1], cols)
+        yield (r0, *_decoded(running[r0:r1]))
+
+
+def _torch_grouped(
+    q: Tensor, g: Tensor, k: int, tile: int, self_mode: bool
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Query rows in groups small enough for their running top-k; every gallery tile per group."""
+    group = max(tile, (RUNNING_BYTES // (8 * k)) // tile * tile)
+    for g0, g1 in _spans(len(q), group):
+        running = torch.full((g1 - g0, k), _EMPTY_KEY, dtype=torch.int64, device=q.device)
+        for r0, r1 in _spans(g1 - g0, tile):
+            rows = q[g0 + r0 : g0 + r1]
+            for c0, c1 in _spans(len(g), tile):
+                sims = rows @ g[c0:c1].T
+                if self_mode and c0 < g0 + r1 and g0 + r0 < c1:  # own rows inside this tile
+                    own = torch.arange(max(g0 + r0, c0), min(g0 + r1, c1), device=q.device)
+                    sims[own - g0 - r0, own - c0] = -torch.inf
+                running[r0:r1] = merge_keys(running[r0:r1], topk_keys(sims, k, c0))
+        for r0, r1 in _spans(g1 - g0, tile):
+            yield (g0 + r0, *_decoded(running[r0:r1]))
+
+
 def _torch_chunks(
-    query: np.ndarray, gallery: np.ndarray, k: int, self_mode: bool, chunk: int
+    query: np.ndarray, gallery: np.ndarray, k: int, self_mode: bool, tile: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     device = _torch_device()
-    g = torch.from_numpy(gallery).to(device)
-    for start in range(0, len(query), chunk):
-        q = torch.from_numpy(query[start : start + chunk]).to(device)
-        sims = q @ g.T
-        if self_mode:
-            rows = torch.arange(len(q), device=device)
-            sims[rows, rows + start] = -torch.inf
-        vals, idx = topk_rows(sims, k)
-        yield start, vals.cpu().numpy(), idx.cpu().numpy()
+    q = torch.from_numpy(query).to(device)
+    if self_mode and len(q) * k * 8 <= RUNNING_BYTES:
+        yield from _torch_symmetric(q, k, tile)
+    else:
+        g = q if self_mode else torch.from_numpy(gallery).to(device)
+        yield from _torch_grouped(q, g, k, tile, self_mode)
 
 
 def _faiss_index(gallery: np.ndarray):
@@ -120,21 +186,18 @@ def _faiss_chunks(
         if self_mode:  # drop the query's own row by index (or the last one if not retrieved)
             drop = idx == torch.arange(start, start + len(q))[:, None]
             drop[~drop.any(1), -1] = True
-            keep = ~drop
-            sims = sims[keep].view(len(q), kq - 1)
-            idx = idx[keep].view(len(q), kq - 1)
-        width = sims.shape[1]
-        vals, nbrs = sims[:, :k].contiguous(), idx[:, :k].contiguous()
-        if width > k:
+            sims = sims[~drop].view(len(q), kq - 1)
+            idx = idx[~drop].view(len(q), kq - 1)
+        keys = encode(sims[:, :k], idx[:, :k])
+        if sims.shape[1] > k:
             # a tie group cut at the k-th place: redo those rows exactly against the whole gallery
             cut = (sims[:, k] == sims[:, k - 1]).nonzero().flatten()
             if len(cut):
                 full = torch.from_numpy(q[cut.numpy()]) @ torch.from_numpy(gallery).T
                 if self_mode:
                     full[torch.arange(len(cut)), cut + start] = -torch.inf
-                vals[cut], nbrs[cut] = topk_rows(full, k)
-        vals, nbrs = sort_neighbours(vals, nbrs)
-        yield start, vals.numpy(), nbrs.numpy()
+                keys[cut] = topk_keys(full, k)
+        yield (start, *_decoded(torch.sort(keys, dim=1, descending=True).values))
 
 
 def iter_knn_arrays(
@@ -144,27 +207,24 @@ def iter_knn_arrays(
     backend: str = "auto",
     chunk_size: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (start, similarities [c, k], indices [c, k]) for consecutive chunks of checked float32 arrays.
+    """Yield (start, similarities [c, k], indices [c, k]) for consecutive query chunks, in order.
 
-    No validation here: callers pass arrays that went through dml.metrics.inputs.
+    Takes checked, L2-normalised float32 arrays (see dml.metrics.inputs). chunk_size: tile side
+    (torch) or queries per search (faiss).
     """
     self_mode = gallery is None
-    gallery = query if self_mode else gallery
-    available = len(gallery) - int(self_mode)
+    available = len(query if self_mode else gallery) - int(self_mode)
     if not 1 <= k <= available:
-        raise ValueError(
-            f"k={k} neighbours requested but the gallery has {available} candidate(s) per query"
-        )
+        raise ValueError(f"k={k} neighbours requested but the gallery has {available} candidate(s) per query")
     backend = choose_backend(backend, k)
-    if chunk_size is None:
-        per_row = 4 * (len(gallery) if backend == "torch" else 4 * (k + 2))
-        chunk_size = max(1, CHUNK_BYTES // per_row)
-    chunk_size = int(min(max(1, chunk_size), len(query)))
-    chunks = _torch_chunks if backend == "torch" else _faiss_chunks
-    yield from chunks(query, gallery, k, self_mode, chunk_size)
+    if backend == "torch":
+        yield from _torch_chunks(query, gallery, k, self_mode, int(chunk_size or TILE))
+    else:
+        chunk = int(chunk_size or max(1, RUNNING_BYTES // (16 * (k + 2))))
+        yield from _faiss_chunks(query, query if self_mode else gallery, k, self_mode, chunk)
 
 
-def knn(
+def nearest_neighbors(
     query,
     k: int,
     gallery=None,
@@ -174,9 +234,45 @@ def knn(
     """The k most cosine-similar gallery rows of each query: (similarities [Nq, k], indices [Nq, k]).
 
     gallery=None searches the query set itself and leaves each query's own row out. Rows are
-    ordered by similarity, ties by gallery index. Inputs: [N, D] tensors or arrays, L2-normalised.
+    ordered by similarity, ties by gallery index. Inputs: [N, D] tensors or arrays.
     """
-    q = as_embeddings(query, "query")
-    g = None if gallery is None else as_embeddings(gallery, "gallery", dim=q.shape[1])
+    from dml.metrics.inputs import unit_rows
+
+    q = unit_rows(as_embeddings(query, "query"), "query")
+    g = None if gallery is None else unit_rows(as_embeddings(gallery, "gallery", dim=q.shape[1]), "gallery")
     parts = list(iter_knn_arrays(q, int(k), g, backend=backend, chunk_size=chunk_size))
     return np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+
+
+def first_match_rank(
+    query: np.ndarray,
+    query_codes: np.ndarray,
+    rows: np.ndarray,
+    gallery: np.ndarray | None = None,
+    gallery_codes: np.ndarray | None = None,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """For query `rows`: how many gallery items rank before the query's best same-class item.
+
+    Same order as knn() (similarity, then index; own item left out in self mode), but over the
+    whole gallery, for Recall@K with K deeper than the kNN lists. Every row needs a same-class item.
+    """
+    self_mode = gallery is None
+    device = _torch_device()
+    g = torch.from_numpy(query if self_mode else gallery).to(device)
+    gcodes = torch.from_numpy(query_codes if self_mode else gallery_codes).to(device)
+    cols = torch.arange(len(g), device=device)
+    chunk = int(chunk_size or max(1, (RUNNING_BYTES // 2) // (4 * len(g))))
+    out = []
+    for c0, c1 in _spans(len(rows), chunk):
+        r = torch.from_numpy(rows[c0:c1]).to(device)
+        sims = torch.from_numpy(query[rows[c0:c1]]).to(device) @ g.T
+        same = gcodes[None, :] == torch.from_numpy(query_codes[rows[c0:c1]]).to(device)[:, None]
+        if self_mode:
+            sims[torch.arange(len(r), device=device), r] = -torch.inf
+            same[torch.arange(len(r), device=device), r] = False
+        best = torch.where(same, sims, -torch.inf).max(dim=1).values[:, None]
+        first = (same & (sims == best)).to(torch.uint8).argmax(dim=1)[:, None]
+        before = (sims > best).sum(1) + ((sims == best) & (cols[None, :] < first)).sum(1)
+        out.append(before.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

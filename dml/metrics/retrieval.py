@@ -11,7 +11,10 @@ from collections.abc import Iterable
 import numpy as np
 
 from dml.metrics.inputs import as_embeddings, as_labels, encode_labels, unit_rows
-from dml.metrics.knn import iter_knn_arrays
+from dml.metrics.knn import first_match_rank, iter_knn_arrays
+
+# Recall@K for K up to this comes from the kNN lists; deeper K from first_match_rank.
+KNN_DEPTH_CAP = 64
 
 
 def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
@@ -25,25 +28,21 @@ def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return out
 
 
-def chunk_scores(hits: np.ndarray, r: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Per-query scores from the relevance of ranked neighbours hits [c, k] and R [c] (R >= 1).
+def chunk_scores(hits: np.ndarray, r: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-query scores from the relevance of ranked neighbours hits [c, k] and R [c] (1 <= R <= k).
 
-    recall@K: any hit in the first K; R-Precision: hits in the first R / R;
-    MAP@R: sum over ranks i <= R of precision@i at the hits, divided by R.
+    R-Precision: hits in the first R / R; MAP@R: sum over ranks i <= R of precision@i at the
+    hits, divided by R; "first": 0-based rank of the first hit (k when none in the list).
     """
     width = hits.shape[1]
     ranks = np.arange(1, width + 1)
-    in_r = ranks[None, :] <= r[:, None]
-    hits_r = hits & in_r
+    hits_r = hits & (ranks[None, :] <= r[:, None])
     precision_at_i = np.cumsum(hits_r, axis=1) / ranks
-    out = {
+    return {
         "r_precision": hits_r.sum(1) / r,
         "map@r": np.where(hits_r, precision_at_i, 0.0).sum(1) / r,
+        "first": np.where(hits.any(1), hits.argmax(1), width),
     }
-    first = np.where(hits.any(1), hits.argmax(1), width)  # 0-based rank of the first hit
-    for k in ks:
-        out[f"recall@{k}"] = first < k
-    return out
 
 
 def retrieval_metrics(
@@ -96,17 +95,28 @@ def retrieval_metrics(
     q = unit_rows(q, "query")
     g = None if self_mode else unit_rows(g, "gallery")
     available = n_gallery - int(self_mode)
-    k_needed = min(max(ks[-1], int(r_all[valid].max())), available)
+    shallow = [k for k in ks if k <= KNN_DEPTH_CAP]
+    depth = min(max(int(r_all[valid].max()), *shallow, 1), available)
 
-    sums = {f"recall@{k}": 0.0 for k in ks}
-    sums.update({"map@r": 0.0, "r_precision": 0.0})
-    for start, _, idx in iter_knn_arrays(q, k_needed, g, backend=backend, chunk_size=chunk_size):
-        rows = slice(start, start + len(idx))
-        keep = valid[rows]
-        hits = gl_codes[idx[keep]] == ql_codes[rows][keep, None]
-        for name, per_query in chunk_scores(hits, r_all[rows][keep], ks).items():
-            sums[name] += float(per_query.sum())
-    out: dict[str, float | int] = {name: total / n_valid for name, total in sums.items()}
+    per_query = {"map@r": np.zeros(len(q)), "r_precision": np.zeros(len(q))}
+    first = np.full(len(q), -1, dtype=np.int64)  # 0-based rank of the first same-class item
+    for start, _, idx in iter_knn_arrays(q, depth, g, backend=backend, chunk_size=chunk_size):
+        rows = np.arange(start, start + len(idx))[valid[start : start + len(idx)]]
+        hits = gl_codes[idx[rows - start]] == ql_codes[rows, None]
+        scores = chunk_scores(hits, r_all[rows])
+        for name, values in per_query.items():
+            values[rows] = scores[name]
+        first[rows] = scores["first"]
+    deep = np.flatnonzero(valid & (first >= depth))
+    if len(deep) and ks[-1] > depth:
+        # Recall@K deeper than the lists: count what ranks before each such query's best match
+        ranks = first_match_rank(q, ql_codes, deep, g, None if self_mode else gl_codes)
+        first[deep] = np.maximum(ranks, depth)
+    out: dict[str, float | int] = {}
+    for k in ks:
+        out[f"recall@{k}"] = float((first[valid] < k).sum() / n_valid)
+    for name, values in per_query.items():  # summed once, in query order: same bits for any tiling
+        out[name] = float(values[valid].sum() / n_valid)
     out["num_queries"] = n_valid
     out["queries_without_positive"] = int(len(q) - n_valid)
     return out
