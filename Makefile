@@ -9,12 +9,15 @@ ARGS   ?=
 .PHONY: install train test test-all lint bench clean
 
 # pip's configured find-links folder may hold a CPU-only torch wheel against which the
-# registry's torchvision fails to import; install with find-links switched off so that pip
-# resolves torch and torchvision together, then check that both load.
+# registry's torchvision fails to import: install with pip's config files and find-links
+# switched off, so that pip resolves torch and torchvision together from the registry,
+# then check that both load.
+PIP_ENV := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null
+
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	PIP_FIND_LINKS= $(PIP) install --upgrade pip setuptools wheel
-	PIP_FIND_LINKS= $(PIP) install -e ".[dev]"
+	$(PIP_ENV) $(PIP) install --upgrade pip setuptools wheel
+	$(PIP_ENV) $(PIP) install -e ".[dev]"
 	$(PY) -c "import torch, torchvision, faiss, pytorch_lightning, hydra; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $(STAMP)
 
