@@ -24,7 +24,7 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, squared: bool = False)
 
     Computed in at least float32 through the Gram matrix; squared distances are clamped at 0
     (and at a tiny epsilon before the square root) so values and gradients stay finite, also at
-    d = 0. With y=None the diagonal is exactly 0.
+    d = 0 (where the gradient is 0). With y=None the diagonal is exactly 0.
     """
     if x.dim() != 2:
         raise ValueError(
@@ -41,15 +41,17 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, squared: bool = False)
                 f"pairwise_distance: y must be [M, {x.shape[1]}] like x, got shape {tuple(y.shape)}"
             )
         y = y.to(dtype)
-    x_sq = (x * x).sum(dim=1, keepdim=True)
-    y_sq = x_sq if same else (y * y).sum(dim=1, keepdim=True)
-    sq = (x_sq + y_sq.t() - 2.0 * (x @ y.t())).clamp_min(0.0)
+    gram = x @ y.t()
     if same:
-        # the Gram-matrix form leaves rounding noise on the diagonal; a point is at 0 from itself
-        sq = sq * (1.0 - torch.eye(sq.shape[0], dtype=dtype, device=sq.device))
+        # norms from the Gram diagonal: then n_i + n_i - 2 G_ii is exactly 0 in floating point
+        norms = gram.diagonal()
+        sq = norms.unsqueeze(1) + norms.unsqueeze(0) - 2.0 * gram
+    else:
+        sq = (x * x).sum(dim=1, keepdim=True) + (y * y).sum(dim=1).unsqueeze(0) - 2.0 * gram
+    sq = sq.clamp_min(0.0)
     if squared:
         return sq
-    return sq.clamp_min(SQRT_EPS).sqrt() * (sq > 0)
+    return torch.where(sq > 0, sq.clamp_min(SQRT_EPS).sqrt(), 0.0)
 
 
 def similarity_from_distance(distances: Tensor) -> Tensor:

@@ -47,12 +47,11 @@ class MarginLoss(TupleLoss):
             self.register_buffer("beta", beta0)
             self.register_buffer("beta_class", beta_class)
 
-    def anchor_beta(self, anchor_labels: Tensor) -> Tensor:
-        """beta for each anchor label: beta_0 (+ beta_class[label])."""
-        beta = self.beta.float().expand(anchor_labels.shape)
-        if self.beta_class is not None:
-            beta = beta + self.beta_class.float()[anchor_labels]
-        return beta
+    def anchor_beta(self, labels: Tensor, anchors: Tensor | slice) -> Tensor:
+        """beta of each anchor: beta_0 (+ beta_class[label]); a 0-d tensor for a global beta."""
+        if self.beta_class is None:
+            return self.beta.float()
+        return self.beta.float() + self.beta_class.float()[labels[anchors]]
 
     def compute(
         self, distances: Tensor, labels: Tensor, tuples: Tuples | None
@@ -66,19 +65,18 @@ class MarginLoss(TupleLoss):
                     "number of training classes)"
                 )
         pa, p, na, n = all_pairs(labels) if tuples is None else to_pairs(tuples)
-        beta_p = self.anchor_beta(labels[pa]).to(distances.dtype)
-        beta_n = self.anchor_beta(labels[na]).to(distances.dtype)
+        beta_p = self.anchor_beta(labels, pa).to(distances.dtype)
+        beta_n = self.anchor_beta(labels, na).to(distances.dtype)
         pos = torch.relu(self.margin + distances[pa, p] - beta_p)
         neg = torch.relu(self.margin + beta_n - distances[na, n])
         count = (pos > 0).sum() + (neg > 0).sum()
         total = pos.sum() + neg.sum()
         if self.nu > 0:
-            total = total + self.nu * 0.5 * (beta_p.sum() + beta_n.sum())
+            beta_sum = beta_p.expand(pa.shape).sum() + beta_n.expand(na.shape).sum()
+            total = total + self.nu * 0.5 * beta_sum
         loss = torch.where(count > 0, total / count.clamp_min(1), total * 0.0)
         stats = {
             "active_fraction": active_fraction(count, pos.numel() + neg.numel()),
-            "beta_mean": self.anchor_beta(labels).mean()
-            if self.beta_class is not None
-            else self.beta.float(),
+            "beta_mean": self.anchor_beta(labels, slice(None)).mean(),
         }
         return loss, stats

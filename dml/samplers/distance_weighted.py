@@ -11,13 +11,38 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+MIN_LOG_WEIGHT = -80.0
+
 
 def inverse_density_log_weights(distances: Tensor, dim: int, cutoff: float = 0.5) -> Tensor:
     """log q(d)^-1 = (2 - D) log d - ((D - 3) / 2) log(1 - d^2 / 4), d clipped below at cutoff."""
     d = distances.clamp_min(cutoff)
     # d can reach 2 (antipodal points): keep the log finite; such entries are masked by callers
-    one_minus = (1.0 - 0.25 * d.square()).clamp_min(torch.finfo(d.dtype).tiny)
-    return (2.0 - dim) * torch.log(d) - ((dim - 3.0) / 2.0) * torch.log(one_minus)
+    log_one_minus = torch.log((d * d).mul_(-0.25).add_(1.0).clamp_min_(torch.finfo(d.dtype).tiny))
+    return torch.log(d).mul_(2.0 - dim).sub_(log_one_minus.mul_((dim - 3.0) / 2.0))
+
+
+def distance_weighted_weights(
+    distances: Tensor,
+    negative_mask: Tensor,
+    dim: int,
+    cutoff: float = 0.5,
+    nonzero_loss_cutoff: float = 1.4,
+) -> Tensor:
+    """Unnormalised [B, B] sampling weights of negatives for each anchor, row max 1.
+
+    q(d)^-1 computed in log space with the row max subtracted before exp (no overflow for any
+    embedding dimension). A row with no valid weight falls back to uniform (1) over its
+    other-class items; a row with no other-class item is all zero.
+    """
+    log_w = inverse_density_log_weights(distances, dim, cutoff)
+    valid = negative_mask & (distances < nonzero_loss_cutoff)
+    row_max = log_w.masked_fill(~valid, float("-inf")).max(dim=1, keepdim=True).values
+    # weights below e^-80 of the row's largest are 0 for sampling; clamping there keeps exp out
+    # of float32's denormal range (very slow on CPUs) and away from inf - inf for empty rows
+    weights = torch.exp((log_w - row_max).clamp_(MIN_LOG_WEIGHT, 0.0)) * valid
+    # a row without any valid weight falls back to uniform over its other-class items
+    return torch.where(row_max > float("-inf"), weights, negative_mask.to(weights.dtype))
 
 
 def distance_weighted_probabilities(
@@ -27,18 +52,7 @@ def distance_weighted_probabilities(
     cutoff: float = 0.5,
     nonzero_loss_cutoff: float = 1.4,
 ) -> Tensor:
-    """Row-stochastic [B, B] sampling probabilities of negatives for each anchor.
-
-    Normalised in log space (row max subtracted before exp). A row with no valid weight falls
-    back to uniform over its other-class items; a row with no other-class item is all zero.
-    """
-    log_w = inverse_density_log_weights(distances, dim, cutoff)
-    valid = negative_mask & (distances.clamp_min(cutoff) < nonzero_loss_cutoff)
-    log_w = log_w.masked_fill(~valid, float("-inf"))
-    row_max = log_w.max(dim=1, keepdim=True).values
-    has_valid = torch.isfinite(row_max)
-    weights = torch.exp(log_w - torch.where(has_valid, row_max, torch.zeros_like(row_max)))
-    uniform = negative_mask.to(weights.dtype)
-    weights = torch.where(has_valid, weights, uniform)
+    """Row-stochastic [B, B] probabilities with which distance weighted sampling draws negatives."""
+    weights = distance_weighted_weights(distances, negative_mask, dim, cutoff, nonzero_loss_cutoff)
     total = weights.sum(dim=1, keepdim=True)
     return weights / total.clamp_min(torch.finfo(weights.dtype).tiny)

@@ -9,36 +9,44 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dml.samplers.distance_weighted import distance_weighted_probabilities
+from dml.samplers.distance_weighted import distance_weighted_weights
 from dml.samplers.tuples import Triplets
 
 POSITIVE_STRATEGIES = ("all", "easy", "hard", "random")
 NEGATIVE_STRATEGIES = ("random", "hard", "semihard", "distance_weighted", "all")
 
 
-def _draw(weights: Tensor, generator: torch.Generator) -> Tensor:
-    """One index per row of non-negative weights [R, B] (each row has a positive entry)."""
-    if weights.shape[0] == 0:
+def draw(weights: Tensor, rows: Tensor, generator: torch.Generator) -> Tensor:
+    """One index drawn from each row `weights[rows]`, with probability proportional to the weight.
+
+    weights [B, B] non-negative (need not sum to 1), each row in `rows` with an entry >= 1 (a
+    row normalised to max 1, or a mask). Inverse-CDF sampling: one uniform number per draw and a
+    binary search in the row's cumulative sum, much cheaper than torch.multinomial (which draws
+    an exponential number per item). u lies in (0, total], and the first index whose cumulative
+    sum reaches u is one where the sum grew, so a weight-0 item is never returned.
+    """
+    if rows.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=weights.device)
-    return torch.multinomial(weights, 1, replacement=True, generator=generator).squeeze(1)
+    dtype = torch.promote_types(weights.dtype, torch.float32)
+    cdf = weights.to(dtype).cumsum(dim=1)[rows]
+    r = torch.rand(rows.shape[0], 1, generator=generator, device=weights.device, dtype=dtype)
+    return torch.searchsorted(cdf, (1.0 - r) * cdf[:, -1:]).squeeze(1)
 
 
 def select_positives(
     strategy: str, distances: Tensor, positive_mask: Tensor, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """Positive pairs (a, p) by strategy; anchors without a same-class item get none."""
+    """Positive pairs (a, p) by strategy; anchors whose row of positive_mask is empty get none."""
     if strategy == "all":
         a, p = positive_mask.nonzero(as_tuple=True)
         return a, p
     anchors = positive_mask.any(dim=1).nonzero(as_tuple=True)[0]
-    mask = positive_mask[anchors]
-    d = distances[anchors]
     if strategy == "easy":  # Levi et al.: the nearest same-class item
-        p = d.masked_fill(~mask, float("inf")).argmin(dim=1)
+        p = distances.masked_fill(~positive_mask, float("inf")).argmin(dim=1)[anchors]
     elif strategy == "hard":  # the farthest same-class item
-        p = d.masked_fill(~mask, float("-inf")).argmax(dim=1)
+        p = distances.masked_fill(~positive_mask, float("-inf")).argmax(dim=1)[anchors]
     elif strategy == "random":
-        p = _draw(mask.to(distances.dtype), generator)
+        p = draw(positive_mask, anchors, generator)
     else:
         raise ValueError(
             f"unknown positive strategy {strategy!r}; choose one of {POSITIVE_STRATEGIES}"
@@ -50,8 +58,8 @@ def select_negatives(
     strategy: str,
     distances: Tensor,
     negative_mask: Tensor,
-    anchor: Tensor,
-    positive: Tensor,
+    a: Tensor,
+    p: Tensor,
     generator: torch.Generator,
     *,
     dim: int,
@@ -59,28 +67,26 @@ def select_negatives(
     cutoff: float = 0.5,
     nonzero_loss_cutoff: float = 1.4,
 ) -> Triplets:
-    """Negatives for each positive pair (a, p); pairs whose anchor has no other-class item are dropped."""
-    keep = negative_mask.any(dim=1)[anchor]
-    a, p = anchor[keep], positive[keep]
+    """Negatives for each positive pair (a, p); every anchor in `a` must have an other-class item."""
     if strategy == "all":
         rows, n = negative_mask[a].nonzero(as_tuple=True)
         return Triplets(a[rows], p[rows], n)
     if strategy == "random":
-        n = _draw(negative_mask[a].to(distances.dtype), generator)
+        n = draw(negative_mask, a, generator)
     elif strategy == "hard":  # nearest other-class item of the anchor
         n = hardest_negative(distances, negative_mask)[a]
     elif strategy == "semihard":
         # FaceNet: d_ap < d_an < d_ap + margin; the hardest such negative, else the hardest one
         d_an = distances[a]
-        d_ap = distances[a, p].unsqueeze(1)
+        d_ap = d_an.gather(1, p.unsqueeze(1))
         band = negative_mask[a] & (d_an > d_ap) & (d_an < d_ap + margin)
         n = d_an.masked_fill(~band, float("inf")).argmin(dim=1)
         n = torch.where(band.any(dim=1), n, hardest_negative(distances, negative_mask)[a])
     elif strategy == "distance_weighted":  # Wu et al.: one draw per positive, with replacement
-        probs = distance_weighted_probabilities(
+        weights = distance_weighted_weights(
             distances, negative_mask, dim, cutoff=cutoff, nonzero_loss_cutoff=nonzero_loss_cutoff
         )
-        n = _draw(probs[a], generator)
+        n = draw(weights, a, generator)
     else:
         raise ValueError(
             f"unknown negative strategy {strategy!r}; choose one of {NEGATIVE_STRATEGIES}"

@@ -54,6 +54,8 @@ class TupleSampler(BaseSampler):
 
     def sample(self, distances: Tensor, labels: Tensor, dim: int) -> Triplets:
         positive_mask, negative_mask = class_masks(labels)
+        # an anchor needs a positive and a negative (a batch of one class yields no triplet)
+        positive_mask &= negative_mask.any(dim=1, keepdim=True)
         generator = self.generator(distances.device)
         a, p = select_positives(self.positive, distances, positive_mask, generator)
         triplets = select_negatives(

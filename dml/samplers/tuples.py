@@ -111,13 +111,10 @@ def check_tuples(tuples: Tuples, batch_size: int) -> None:
             raise ValueError(f"Pairs with unequal lengths {dict(zip(names, lengths, strict=True))}")
     elif len(set(lengths)) > 1:
         raise ValueError(f"Triplets with unequal lengths {dict(zip(names, lengths, strict=True))}")
-    for name, t in zip(names, tuples, strict=True):
-        if (
-            t.device.type == "cpu"
-            and t.numel()
-            and (int(t.min()) < 0 or int(t.max()) >= batch_size)
-        ):
-            raise ValueError(
-                f"tuple field {name!r} holds indices outside the batch of {batch_size} "
-                f"(min {int(t.min())}, max {int(t.max())})"
-            )
+    if tuples[0].device.type != "cpu" or sum(lengths) == 0:
+        return
+    low, high = torch.aminmax(torch.cat([t.reshape(-1) for t in tuples]))
+    if int(low) < 0 or int(high) >= batch_size:
+        raise ValueError(
+            f"tuples hold indices outside the batch of {batch_size} (min {int(low)}, max {int(high)})"
+        )

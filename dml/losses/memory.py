@@ -1,0 +1,195 @@
+"""Cross-batch memory (XBM, Wang et al. 2020): past embeddings as extra positives and negatives.
+
+A FIFO queue keeps the last `size` embeddings (detached, float32) and labels of the global
+batches trained on. At each step the anchors are the current batch, and the candidates
+(positives and negatives) are the batch followed by the memory: one [B, B + K] distance matrix
+is computed, shared by sampler (detached) and loss (with gradients through the batch rows and
+columns only; memory rows carry no gradient). The sampler's strategy runs row by row over
+those candidates, so `hard` negatives are the hardest in batch + memory, `distance_weighted`
+draws from both, and so on. An item is never its own positive (column i of row i is masked);
+the memory holds earlier steps only (the batch is enqueued after its loss), though it can hold
+an older embedding of the same image, which counts as a positive like any same-class item.
+Under DDP every rank enqueues the same gathered global batch, so memories agree across ranks.
+
+With an empty memory (the first step, or `start` steps of warm-up) the loss equals the plain
+loss of the batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dml.distances import pairwise_distance, similarity_from_distance
+from dml.losses.base import TupleLoss
+from dml.samplers.multi_similarity import MultiSimilaritySampler
+from dml.samplers.strategies import select_negatives, select_positives
+from dml.samplers.tuple_sampler import TupleSampler
+from dml.samplers.tuples import Pairs, Tuples
+
+
+class CrossBatchMemory(nn.Module):
+    """Ring buffer of the last `size` embeddings [size, D] and labels, filled after `start` steps.
+
+    The tensors are plain attributes, not buffers, so DDP does not re-broadcast them every step
+    (they are identical on every rank); they travel in checkpoints as the module's extra state.
+    """
+
+    def __init__(self, size: int, start: int = 0) -> None:
+        super().__init__()
+        if int(size) < 1:
+            raise ValueError(
+                f"loss.memory_size={size} must be >= 1 to build a memory (0 turns XBM off)"
+            )
+        if int(start) < 0:
+            raise ValueError(
+                f"loss.memory_start={start} must be >= 0 (steps before the memory fills)"
+            )
+        self.size = int(size)
+        self.start = int(start)
+        self.steps = 0  # enqueue calls so far
+        self.count = 0  # rows filled
+        self.ptr = 0  # next row to write
+        self.embeddings: Tensor | None = None
+        self.labels: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    @torch.no_grad()
+    def enqueue(self, embeddings: Tensor, labels: Tensor) -> None:
+        """Push a batch (oldest rows are overwritten); skipped during the first `start` steps."""
+        self.steps += 1
+        if self.steps <= self.start:
+            return
+        embeddings = embeddings.detach().float()[-self.size :]
+        labels = labels.detach()[-self.size :]
+        if self.embeddings is None or self.embeddings.shape[1] != embeddings.shape[1]:
+            self.embeddings = embeddings.new_zeros(self.size, embeddings.shape[1])
+            self.labels = labels.new_zeros(self.size)
+            self.count = self.ptr = 0
+        self.embeddings = self.embeddings.to(embeddings.device)
+        self.labels = self.labels.to(labels.device)
+        rows = (self.ptr + torch.arange(embeddings.shape[0], device=embeddings.device)) % self.size
+        self.embeddings[rows] = embeddings
+        self.labels[rows] = labels.to(self.labels.dtype)
+        self.ptr = (self.ptr + embeddings.shape[0]) % self.size
+        self.count = min(self.size, self.count + embeddings.shape[0])
+
+    def contents(self) -> tuple[Tensor, Tensor] | None:
+        """(embeddings [K, D], labels [K]) of the filled rows in buffer order; None when empty."""
+        if self.count == 0 or self.embeddings is None or self.labels is None:
+            return None
+        return self.embeddings[: self.count], self.labels[: self.count]
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"steps": self.steps, "count": self.count, "ptr": self.ptr}
+        if self.embeddings is not None:
+            state["embeddings"], state["labels"] = self.embeddings.cpu(), self.labels.cpu()
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.steps, self.count, self.ptr = (
+            int(state["steps"]),
+            int(state["count"]),
+            int(state["ptr"]),
+        )
+        self.embeddings, self.labels = state.get("embeddings"), state.get("labels")
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, start={self.start}, filled={self.count}"
+
+
+def candidate_masks(labels: Tensor, ref_labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Boolean [B, N] masks of anchors (batch) against candidates (batch, then memory).
+
+    positive: same class, not the anchor itself (column i of row i); negative: other class.
+    """
+    same = labels.view(-1, 1) == ref_labels.view(1, -1)
+    batch = labels.shape[0]
+    positive = same.clone()
+    positive[:, :batch].fill_diagonal_(False)
+    return positive, ~same
+
+
+def sample_candidates(
+    sampler: Any, distances: Tensor, labels: Tensor, ref_labels: Tensor, dim: int
+) -> Tuples:
+    """Tuples whose anchors index the batch (rows) and positives/negatives the candidates (columns).
+
+    distances [B, N], detached. Runs the sampler's own strategy functions on the rectangular
+    matrix (the tuple samplers are row-wise). A sampler whose `sample` takes `ref_labels`
+    (anchors vs reference set, as in pytorch-metric-learning) is called with it.
+    """
+    positive, negative = candidate_masks(labels, ref_labels)
+    if sampler is None:  # every valid pair, as a loss without a sampler would use
+        pa, p = positive.nonzero(as_tuple=True)
+        na, n = negative.nonzero(as_tuple=True)
+        return Pairs(pa, p, na, n)
+    sample = getattr(sampler, "sample", None)
+    if sample is not None and "ref_labels" in inspect.signature(sample).parameters:
+        return sample(distances, labels, dim, ref_labels=ref_labels)
+    if isinstance(sampler, TupleSampler):
+        # the composition of TupleSampler.sample, with candidate masks in place of class masks
+        positive &= negative.any(dim=1, keepdim=True)
+        generator = sampler.generator(distances.device)
+        a, p = select_positives(sampler.positive, distances, positive, generator)
+        return select_negatives(
+            sampler.negative,
+            distances,
+            negative,
+            a,
+            p,
+            generator,
+            dim=dim,
+            margin=sampler.margin,
+            cutoff=sampler.cutoff,
+            nonzero_loss_cutoff=sampler.nonzero_loss_cutoff,
+        )
+    if isinstance(sampler, MultiSimilaritySampler):
+        # MultiSimilaritySampler.sample's mining rule on the rectangular similarity
+        sim = similarity_from_distance(distances)
+        hardest_pos = sim.masked_fill(~positive, float("inf")).min(dim=1, keepdim=True).values
+        hardest_neg = sim.masked_fill(~negative, float("-inf")).max(dim=1, keepdim=True).values
+        pa, p = (positive & (sim - sampler.epsilon < hardest_neg)).nonzero(as_tuple=True)
+        na, n = (negative & (sim + sampler.epsilon > hardest_pos)).nonzero(as_tuple=True)
+        return Pairs(pa, p, na, n)
+    raise TypeError(
+        f"loss.memory_size>0 (XBM) works with dml's TupleSampler and MultiSimilaritySampler or no "
+        f"sampler, not {type(sampler).__name__}; give its `sample` a `ref_labels` argument, or set loss.memory_size=0"
+    )
+
+
+def memory_loss(
+    loss: Any, sampler: Any, embeddings: Tensor, labels: Tensor, memory: CrossBatchMemory
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """(loss, stats) of the batch's anchors against batch + memory candidates; float32.
+
+    `loss` is a dml TupleLoss (its `compute` takes the [B, N] matrix) or a
+    pytorch-metric-learning loss (called with `ref_emb`, `ref_labels`).
+    """
+    stored = memory.contents()
+    ref, ref_labels = embeddings, labels
+    if stored is not None:
+        ref = torch.cat([embeddings, stored[0].to(embeddings)])
+        ref_labels = torch.cat([labels, stored[1].to(labels)])
+    if isinstance(loss, TupleLoss):
+        distances = pairwise_distance(embeddings, ref)
+        tuples = sample_candidates(
+            sampler, distances.detach(), labels, ref_labels, embeddings.shape[1]
+        )
+        value, stats = loss.compute(distances, labels, tuples)
+        return value, {k: v.detach() for k, v in stats.items()}
+    with torch.no_grad():
+        tuples = sample_candidates(
+            sampler,
+            pairwise_distance(embeddings.detach(), ref.detach()),
+            labels,
+            ref_labels,
+            embeddings.shape[1],
+        )
+    # pytorch-metric-learning: anchors index `embeddings`, positives/negatives index `ref_emb`
+    return loss(embeddings, labels, tuple(tuples), ref, ref_labels), {}

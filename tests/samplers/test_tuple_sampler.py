@@ -1,0 +1,73 @@
+"""TupleSampler: arguments, shared distances, seeding and checkpointable RNG state."""
+
+import pytest
+import torch
+
+from dml.distances import pairwise_distance
+from dml.samplers import TupleSampler
+
+
+def test_precomputed_distances_give_the_same_tuples(make_batch):
+    x, labels = make_batch(dim=16)
+    d = pairwise_distance(x)
+    for negative in ("distance_weighted", "semihard", "random"):
+        t1 = TupleSampler("all", negative, seed=3)(x, labels)
+        t2 = TupleSampler("all", negative, seed=3)(x, labels, d)
+        assert all(torch.equal(u, v) for u, v in zip(t1, t2, strict=True))
+
+
+def test_same_seed_same_tuples_and_different_seed_differs(make_batch):
+    x, labels = make_batch(classes=8, per_class=4, dim=16)
+    runs = [TupleSampler("random", "distance_weighted", seed=s)(x, labels) for s in (7, 7, 8)]
+    assert all(torch.equal(u, v) for u, v in zip(runs[0], runs[1], strict=True))
+    assert not all(torch.equal(u, v) for u, v in zip(runs[0], runs[2], strict=True))
+
+
+def test_unseeded_sampler_follows_torch_global_seed(make_batch):
+    x, labels = make_batch(classes=8, per_class=4, dim=16)
+    torch.manual_seed(123)
+    t1 = TupleSampler("random", "random")(x, labels)
+    torch.manual_seed(123)
+    t2 = TupleSampler("random", "random")(x, labels)
+    assert all(torch.equal(u, v) for u, v in zip(t1, t2, strict=True))
+
+
+def test_state_dict_resumes_the_stream(make_batch):
+    x, labels = make_batch(classes=8, per_class=4, dim=16)
+    sampler = TupleSampler("all", "distance_weighted", seed=0)
+    sampler(x, labels)
+    state = sampler.state_dict()
+    expected = sampler(x, labels)
+    resumed = TupleSampler("all", "distance_weighted", seed=99)
+    resumed.load_state_dict(state)
+    got = resumed(x, labels)
+    assert all(torch.equal(u, v) for u, v in zip(expected, got, strict=True))
+
+
+def test_bad_arguments_name_the_option(make_batch):
+    with pytest.raises(ValueError, match="sampler.positive='nope'.*easy"):
+        TupleSampler(positive="nope")
+    with pytest.raises(ValueError, match="sampler.negative='hardest'.*semihard"):
+        TupleSampler(negative="hardest")
+    with pytest.raises(ValueError, match="sampler.margin"):
+        TupleSampler(negative="semihard", margin=-1)
+    with pytest.raises(ValueError, match="cutoff"):
+        TupleSampler(cutoff=1.5, nonzero_loss_cutoff=1.4)
+    x, labels = make_batch()
+    sampler = TupleSampler()
+    with pytest.raises(ValueError, match="labels must be a 1-D tensor of length 24"):
+        sampler(x, labels[:-1])
+    with pytest.raises(ValueError, match=r"distances must be the \[24, 24\]"):
+        sampler(x, labels, torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"embeddings must be \[B, D\]"):
+        sampler(x[0], labels)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_embeddings(make_batch, dtype):
+    x, labels = make_batch(classes=6, per_class=4, dim=32)
+    for negative in ("distance_weighted", "semihard", "hard"):
+        sampler = TupleSampler("all", negative, seed=0)
+        a, p, n = sampler(x.to(dtype), labels)
+        assert len(a) == 72 and (labels[a] != labels[n]).all()
+        assert torch.isfinite(sampler.last_distances["negative"]).all()
