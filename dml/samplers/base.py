@@ -62,7 +62,14 @@ class BaseSampler:
                 distances = distances.detach().float()
             return self.sample(distances, labels.to(distances.device), embeddings.shape[1])
 
-    def sample(self, distances: Tensor, labels: Tensor, dim: int) -> Tuples:
+    def sample(
+        self, distances: Tensor, labels: Tensor, dim: int, ref_labels: Tensor | None = None
+    ) -> Tuples:
+        """Tuples from detached distances [B, N] of anchors to references (default: the batch).
+
+        ref_labels [N]: labels of the references, which start with the batch (e.g. batch + a
+        cross-batch memory); anchors index rows, positives and negatives index columns.
+        """
         raise NotImplementedError
 
     def state_dict(self) -> dict:

@@ -18,8 +18,10 @@ class MultiSimilaritySampler(BaseSampler):
             raise ValueError(f"sampler.epsilon={epsilon} must be >= 0")
         self.epsilon = epsilon
 
-    def sample(self, distances: Tensor, labels: Tensor, dim: int) -> Pairs:
-        positive_mask, negative_mask = class_masks(labels)
+    def sample(
+        self, distances: Tensor, labels: Tensor, dim: int, ref_labels: Tensor | None = None
+    ) -> Pairs:
+        positive_mask, negative_mask = class_masks(labels, ref_labels)
         sim = similarity_from_distance(distances)
         hardest_pos = sim.masked_fill(~positive_mask, float("inf")).min(dim=1, keepdim=True).values
         hardest_neg = sim.masked_fill(~negative_mask, float("-inf")).max(dim=1, keepdim=True).values

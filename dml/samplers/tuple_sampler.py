@@ -52,8 +52,10 @@ class TupleSampler(BaseSampler):
         self.cutoff = cutoff
         self.nonzero_loss_cutoff = nonzero_loss_cutoff
 
-    def sample(self, distances: Tensor, labels: Tensor, dim: int) -> Triplets:
-        positive_mask, negative_mask = class_masks(labels)
+    def sample(
+        self, distances: Tensor, labels: Tensor, dim: int, ref_labels: Tensor | None = None
+    ) -> Triplets:
+        positive_mask, negative_mask = class_masks(labels, ref_labels)
         # an anchor needs a positive and a negative (a batch of one class yields no triplet)
         positive_mask &= negative_mask.any(dim=1, keepdim=True)
         generator = self.generator(distances.device)

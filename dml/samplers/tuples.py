@@ -33,9 +33,15 @@ class Pairs(NamedTuple):
 Tuples = Triplets | Pairs
 
 
-def class_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Boolean [B, B] masks (positive: same class, not self; negative: other class)."""
-    same = labels.view(-1, 1) == labels.view(1, -1)
+def class_masks(labels: Tensor, ref_labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Boolean masks of anchors [B] against references [N] (default: the batch itself).
+
+    positive: same class, not the item itself; negative: other class. When references are given
+    they start with the batch (e.g. batch + a cross-batch memory), so column i of row i is the
+    anchor itself and is never its own positive.
+    """
+    ref = labels if ref_labels is None else ref_labels
+    same = labels.view(-1, 1) == ref.view(1, -1)
     negative = ~same
     positive = same.fill_diagonal_(False)
     return positive, negative

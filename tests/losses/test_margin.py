@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import MarginLoss as PMLMarginLoss
 
 from dml.losses import MarginLoss
-from dml.samplers import Pairs, Triplets, TupleSampler
+from dml.samplers import Triplets, TupleSampler
 
 
 def circle(*degrees):

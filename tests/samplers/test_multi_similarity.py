@@ -4,6 +4,7 @@ import pytest
 import torch
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
+from dml.distances import pairwise_distance
 from dml.samplers import MultiSimilaritySampler, Pairs
 
 
@@ -48,3 +49,16 @@ def test_one_class_and_last_distances(make_batch):
     assert sampler.last_distances["negative"].shape == na.shape
     with pytest.raises(ValueError, match="epsilon"):
         MultiSimilaritySampler(epsilon=-0.1)
+
+
+def test_references_beyond_the_batch(make_batch):
+    x, labels = make_batch(classes=4, per_class=3, dim=8, dtype=torch.float64)
+    extra, extra_labels = make_batch(classes=4, per_class=2, dim=8, seed=5, dtype=torch.float64)
+    ref, ref_labels = torch.cat([x, extra]), torch.cat([labels, extra_labels])
+    pa, p, na, n = MultiSimilaritySampler().sample(pairwise_distance(x, ref), labels, 8, ref_labels)
+    theirs = MultiSimilarityMiner(epsilon=0.1)(x, labels, ref, ref_labels)
+    # PML counts column i of row i (the anchor itself, S = 1) as a positive when given a separate
+    # reference set; every anchor here has 4 other positives, so the mining thresholds agree
+    theirs_pos = {(a, q) for a, q in pair_set(theirs[0], theirs[1]) if a != q}
+    assert pair_set(pa, p) == theirs_pos and len(theirs_pos) > 0
+    assert pair_set(na, n) == pair_set(theirs[2], theirs[3])

@@ -71,3 +71,24 @@ def test_half_precision_embeddings(make_batch, dtype):
         a, p, n = sampler(x.to(dtype), labels)
         assert len(a) == 72 and (labels[a] != labels[n]).all()
         assert torch.isfinite(sampler.last_distances["negative"]).all()
+
+
+def test_references_beyond_the_batch(make_batch):
+    """sample() with ref_labels: anchors are the batch rows, candidates the batch then extra items."""
+    x, labels = make_batch(classes=4, per_class=3, dim=8)
+    extra, extra_labels = make_batch(classes=4, per_class=2, dim=8, seed=5)
+    ref, ref_labels = torch.cat([x, extra]), torch.cat([labels, extra_labels])
+    d = pairwise_distance(x, ref)
+    for negative in ("all", "hard", "semihard", "distance_weighted", "random"):
+        sampler = TupleSampler("all", negative, seed=0)
+        a, p, n = sampler.sample(d, labels, 8, ref_labels=ref_labels)
+        assert (a < 12).all() and (a != p).all()
+        assert (labels[a] == ref_labels[p]).all() and (labels[a] != ref_labels[n]).all()
+        assert len(set(zip(a.tolist(), p.tolist(), strict=True))) == 12 * (2 + 2)
+        assert (p >= 12).any()  # extra items serve as positives too
+    # with the batch as its own reference, sample() is the plain call
+    square = TupleSampler("all", "distance_weighted", seed=1).sample(
+        pairwise_distance(x), labels, 8, ref_labels=labels
+    )
+    plain = TupleSampler("all", "distance_weighted", seed=1)(x, labels)
+    assert all(torch.equal(u, v) for u, v in zip(square, plain, strict=True))
