@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
 from dml.data.transforms import build_transform
+from dml.training.distributed import EvalShardSampler
 
 
 class DMLDataModule(pl.LightningDataModule):
@@ -38,6 +39,7 @@ class DMLDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.eval_sets: dict[str, Dataset] = {}
         self.batch_sampler: ClassBalancedBatchSampler | None = None
+        self._batch_sampler_state: dict[str, Any] | None = None  # from a checkpoint, used by train_dataloader
 
     @property
     def query_gallery(self) -> bool:
@@ -88,16 +90,39 @@ class DMLDataModule(pl.LightningDataModule):
                 rank=rank,
             )
         trainer = getattr(self, "trainer", None)
-        if trainer is not None:
+        state, self._batch_sampler_state = self._batch_sampler_state, None
+        if state is not None:  # resumed: continue at the checkpoint's epoch and batch
+            self.batch_sampler.load_state_dict(state)
+        elif trainer is not None:
             self.batch_sampler.set_epoch(trainer.current_epoch)
         return self._loader(self.train_set, batch_sampler=self.batch_sampler)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The batch sampler's epoch and position in batches trained on (goes into checkpoints)."""
+        from dml.training.checkpointing import batch_sampler_state
+
+        trainer = getattr(self, "trainer", None)
+        if self.batch_sampler is None or trainer is None or trainer.state.fn != "fit":
+            return {}
+        return {"batch_sampler": batch_sampler_state(trainer, self.batch_sampler)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._batch_sampler_state = state_dict.get("batch_sampler")
+
     def eval_dataloaders(self) -> dict[str, DataLoader]:
-        """One ordered loader per eval split (`test`, or `query` and `gallery`)."""
+        """One ordered loader per eval split (`test`, or `query` and `gallery`).
+
+        Under DDP each rank gets its contiguous share (no padding, no repeats); the module
+        gathers the shares in rank order.
+        """
         if not self.eval_sets:
             self.setup("validate")
+        world, rank = self._world()
         return {
-            name: self._loader(ds, batch_size=self.eval_batch_size, shuffle=False) for name, ds in self.eval_sets.items()
+            name: self._loader(
+                ds, batch_size=self.eval_batch_size, sampler=EvalShardSampler(len(ds), world, rank) if world > 1 else None
+            )
+            for name, ds in self.eval_sets.items()
         }
 
     def val_dataloader(self) -> list[DataLoader]:

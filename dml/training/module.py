@@ -11,7 +11,17 @@ import torch
 from torch import nn
 
 from dml.distances import pairwise_distance
+from dml.losses.memory import CrossBatchMemory, memory_loss
+from dml.training.checkpointing import restore_rng_states, training_state
+from dml.training.distributed import (
+    all_gather_uneven,
+    all_gather_with_grad,
+    broadcast_object,
+    share_sampler_seed,
+    world,
+)
 from dml.training.evaluation import score
+from dml.training.guards import NonFiniteGuard
 
 
 def _accepts(fn: Callable, name: str) -> bool:
@@ -27,6 +37,9 @@ class DMLModule(pl.LightningModule):
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) taking the parameter groups
     and the optimizer. The loss's own parameters (the margin loss's beta) get their own group with
     `loss_lr`; the backbone's learning rate is the optimizer's times `backbone_lr_mult`.
+    Under DDP the sampler and loss see the global batch (`gather_batch`). `memory_size` > 0 adds
+    a cross-batch memory (XBM) of past embeddings as extra candidates, started after
+    `memory_start` steps; `channels_last` feeds image batches in that memory format.
     """
 
     def __init__(
@@ -41,6 +54,11 @@ class DMLModule(pl.LightningModule):
         ks: Iterable[int] = (1, 2, 4, 8),
         nmi: bool = True,
         config: Mapping[str, Any] | None = None,
+        nonfinite: str = "skip",
+        nonfinite_patience: int = 20,
+        memory_size: int = 0,
+        memory_start: int = 0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -59,17 +77,43 @@ class DMLModule(pl.LightningModule):
         self._eval_outputs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.eval_split_names: list[str] = ["test"]
         self.last_metrics: dict[str, float] = {}
+        # a step with NaN/inf embeddings, loss or gradients is skipped and counted, or stops the run
+        self.nonfinite = NonFiniteGuard(nonfinite, nonfinite_patience)
+        self._rng_to_restore: dict[str, Any] | None = None
+        self.memory = CrossBatchMemory(memory_size, start=memory_start) if int(memory_size) > 0 else None
+        self._memory_stats: dict[str, torch.Tensor] = {}
+        self.channels_last = bool(channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     # ---- training -------------------------------------------------------------------------
     def gather_batch(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch the sampler sees: this process's batch (multi-device training overrides it)."""
-        return embeddings, labels
+        """The batch the sampler sees: this process's, or under DDP every rank's in rank order, with
+        gradients flowing back to their owners (see dml.training.distributed for the factor)."""
+        return all_gather_with_grad(embeddings), all_gather_uneven(labels)
+
+    def on_fit_start(self) -> None:
+        share_sampler_seed(self.sampler)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.channels_last and isinstance(batch, (list, tuple)) and torch.is_tensor(batch[0]) and batch[0].dim() == 4:
+            batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
+        return batch
 
     def compute_loss(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One distance matrix, shared by sampler (detached) and loss (with gradients)."""
+        """One distance matrix, shared by sampler (detached) and loss (with gradients).
+
+        Runs in float32 with autocast off, so bf16/fp16 training keeps exact sampling and loss.
+        """
+        with torch.autocast(embeddings.device.type, enabled=False):
+            return self._compute_loss(embeddings.float(), labels)
+
+    def _compute_loss(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.memory is not None:
+            loss, self._memory_stats = memory_loss(self.loss, self.sampler, embeddings, labels, self.memory)
+            self.memory.enqueue(embeddings, labels)
+            return loss
         distances = pairwise_distance(embeddings) if (self._loss_takes_distances or self._sampler_takes_distances) else None
         tuples = None
         if self.sampler is not None:
@@ -85,13 +129,56 @@ class DMLModule(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         embeddings, labels = self.gather_batch(self.model(x), y)
+        if self._nonfinite("embeddings", batch_idx, embeddings):
+            return self.nonfinite.zero_loss(self.parameters())
         loss = self.compute_loss(embeddings, labels)
+        if self._nonfinite("loss", batch_idx, loss):
+            return self.nonfinite.zero_loss(self.parameters())
+        self.log("train/nonfinite_steps", float(self.nonfinite.skipped), batch_size=len(y))
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(y))
-        stats = getattr(self.loss, "log_stats", None)
+        stats = (lambda: self._memory_stats) if self.memory is not None else getattr(self.loss, "log_stats", None)
         if callable(stats):
             for k, v in stats().items():
                 self.log(f"train/{k}", float(v), batch_size=len(y))
         return loss
+
+    def _nonfinite(self, what: str, batch_idx: int, value: torch.Tensor) -> bool:
+        """True when `value` holds NaN/inf on any rank (the step is then skipped); raises with nonfinite=stop."""
+        where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        any_rank = (lambda bad: strategy.reduce_boolean_decision(bad, all=False)) if strategy is not None else None
+        return self.nonfinite.check(what, where, value, any_rank=any_rank)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # a skipped step, or one whose gradients are NaN/inf, leaves every weight as it is; with a
+        # fp16 GradScaler the scaler already skips inf gradients (and lowers its scale), so it decides
+        scaler = getattr(self._trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        where = f"global step {self.global_step} (epoch {self.current_epoch})"
+        self.nonfinite.before_optimizer_step(self.parameters(), where, check_grads=scaler is None)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # RNG states, the tuple sampler's generators and the skipped-step count (dml.training.checkpointing)
+        checkpoint["dml"] = training_state(self.sampler, self.nonfinite.skipped)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("dml") or {}
+        if state.get("sampler") is not None and callable(getattr(self.sampler, "load_state_dict", None)):
+            self.sampler.load_state_dict(state["sampler"])
+        self.nonfinite.skipped = int(state.get("nonfinite_steps", 0))
+        self._rng_to_restore = state.get("rng")
+
+    def on_train_start(self) -> None:
+        # the RNG states go back last, right before the first resumed step
+        if self._rng_to_restore is not None:
+            restore_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
+
+    def on_train_epoch_start(self) -> None:
+        # each epoch draws its own batch plan, also when limit_train_batches ends an epoch early
+        batch_sampler = getattr(getattr(self._trainer, "datamodule", None), "batch_sampler", None)
+        if callable(getattr(batch_sampler, "set_epoch", None)):
+            batch_sampler.set_epoch(self.current_epoch)
 
     # ---- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -125,18 +212,46 @@ class DMLModule(pl.LightningModule):
         self._eval_outputs.setdefault(dataloader_idx, []).append((self.model(x).float().detach(), y.detach()))
 
     def eval_embeddings(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Embeddings and labels of each eval split collected this epoch (multi-device overrides it)."""
+        """Embeddings and labels of each eval split collected this epoch, on CPU.
+
+        Under DDP each rank embedded its contiguous shard (DMLDataModule's EvalShardSampler); the
+        shards are gathered in rank order, which restores the dataset order with every item once.
+        """
         out = {}
-        for idx, parts in sorted(self._eval_outputs.items()):
-            out[self.eval_split_names[idx]] = (torch.cat([e for e, _ in parts]).cpu(), torch.cat([y for _, y in parts]).cpu())
+        for idx, name in enumerate(self.eval_split_names):
+            parts = self._eval_outputs.get(idx, [])
+            if parts:
+                emb, labels = torch.cat([e for e, _ in parts]), torch.cat([y for _, y in parts]).to(self.device)
+            else:  # nothing embedded (a rank whose shard is empty)
+                emb = torch.empty(0, int(getattr(self.model, "embedding_dim", 0)), device=self.device)
+                labels = torch.empty(0, dtype=torch.long, device=self.device)
+            if world()[0] > 1:
+                emb, labels = all_gather_uneven(emb), all_gather_uneven(labels)
+                self._check_no_duplicates(idx, len(labels))
+            if len(labels):
+                out[name] = (emb.cpu(), labels.cpu())
         return out
+
+    def _check_no_duplicates(self, idx: int, total: int) -> None:
+        """A gathered eval split larger than its dataset means ranks embedded overlapping shares."""
+        loaders = self.trainer.val_dataloaders if self._trainer is not None else None
+        loader = loaders[idx] if isinstance(loaders, (list, tuple)) else loaders
+        dataset = getattr(loader, "dataset", None)
+        if dataset is not None and hasattr(dataset, "__len__") and total > len(dataset):
+            raise RuntimeError(
+                f"eval split {self.eval_split_names[idx]!r}: {total} embeddings gathered from {world()[0]} ranks "
+                f"for {len(dataset)} items; under DDP each rank's eval loader must hold a disjoint share "
+                "(DMLDataModule shards with EvalShardSampler)"
+            )
 
     def on_validation_epoch_end(self) -> None:
         splits = self.eval_embeddings()
         self._eval_outputs = {}
         if not splits:
             return
-        metrics = score(splits, ks=self.ks, nmi=self.nmi)
+        # scored once, on rank 0; every rank logs the same numbers (the loggers write on rank 0
+        # only) so that checkpoint callbacks decide alike on every rank
+        metrics = broadcast_object(score(splits, ks=self.ks, nmi=self.nmi) if world()[1] == 0 else None)
         self.last_metrics = metrics
         for k, v in metrics.items():
-            self.log(f"eval/{k}", v, rank_zero_only=True, sync_dist=False)
+            self.log(f"eval/{k}", v, sync_dist=False)

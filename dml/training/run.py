@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from dml.config import ConfigError, validate
+from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
 from dml.io import atomic_write_json
 from dml.models import EmbeddingModel
+from dml.models.freeze import freeze_batchnorm
+from dml.training.checkpointing import (
+    AtomicCheckpointIO,
+    check_compatible,
+    read_checkpoint,
+    remove_stale_temp_files,
+    resume_checkpoint,
+)
 from dml.training.evaluation import embed, format_table, raw_pixels, score
+from dml.training.guards import redact_secrets
 from dml.training.loggers import build_loggers
 from dml.training.module import DMLModule
 
@@ -28,6 +38,8 @@ log = logging.getLogger("dml")
 def build_model(cfg: DictConfig) -> EmbeddingModel:
     """Backbone from `backbone.net`, linear head to `embedding_dim`, L2 normalisation."""
     backbone = hydra.utils.instantiate(cfg.backbone.net)
+    if cfg.backbone.get("freeze_bn", False):
+        freeze_batchnorm(backbone)  # eval-mode statistics, no gradient to its affine parameters
     return EmbeddingModel(backbone, int(cfg.embedding_dim))
 
 
@@ -40,14 +52,34 @@ def build_datamodule(cfg: DictConfig) -> DMLDataModule:
     )
 
 
+def split_loss_config(node: DictConfig) -> tuple[DictConfig, dict[str, int]]:
+    """The loss node without the XBM options, and those options (`memory_size`, `memory_start`).
+
+    XBM wraps any loss in the training module, so its options sit in the loss node
+    (`+loss.memory_size=4096`) but are not arguments of the loss class.
+    """
+    node = OmegaConf.to_container(node, resolve=True)
+    memory = {key: int(node.pop(key, 0) or 0) for key in ("memory_size", "memory_start")}
+    for key, value in memory.items():
+        if value < 0:
+            raise ConfigError(f"loss.{key}={value} is not valid: expected a non-negative integer (0 turns XBM off)")
+    return OmegaConf.create(node), memory
+
+
 def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLModule:
     """The LightningModule with sampler, loss, optimizer and scheduler from the config."""
     sampler = hydra.utils.instantiate(cfg.sampler) if cfg.get("sampler") else None
-    loss = hydra.utils.instantiate(cfg.loss)
+    loss_cfg, memory = split_loss_config(cfg.loss)
+    loss = hydra.utils.instantiate(loss_cfg)
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     metrics = cfg.dataset.get("metrics", {}) or {}
+    model = model if model is not None else build_model(cfg)
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.get("compile"):
+        model.compile()  # in place: parameter names and checkpoints stay those of the plain model
     return DMLModule(
-        model=model if model is not None else build_model(cfg),
+        model=model,
         sampler=sampler,
         loss=loss,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
@@ -56,7 +88,12 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
         backbone_lr_mult=float(cfg.optim.backbone_lr_mult),
         ks=metrics.get("ks", (1, 2, 4, 8)),
         nmi=bool(metrics.get("nmi", True)),
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
+        nonfinite=str(cfg.get("nonfinite", "skip")),
+        nonfinite_patience=int(cfg.get("nonfinite_patience", 20)),
+        memory_size=memory["memory_size"],
+        memory_start=memory["memory_start"],
+        channels_last=bool(cfg.get("channels_last", False)),
     )
 
 
@@ -86,11 +123,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         datamodule = build_datamodule(cfg)
         datamodule.setup("fit")
+        validate_class_sizes(cfg, datamodule.train_set.labels)
         module = build_module(cfg)
         module.eval_split_names = list(datamodule.eval_sets)
         loggers = build_loggers(cfg.get("logger"))
         callbacks = build_callbacks(cfg.get("callbacks"))
-        trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        # checkpoints are written atomically and loaded with weights_only=True (dml.training.checkpointing)
+        plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+        trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins)
+        ckpt_dir = out / "checkpoints"
+        ckpt_path = resume_checkpoint(cfg, ckpt_dir)
+        if ckpt_path is not None:  # fail now, with both sides named, rather than inside Lightning
+            check_compatible(read_checkpoint(ckpt_path, mmap=True), ckpt_path, module.state_dict(), cfg)
     except ConfigError:
         _clean_failed_run_dir(out)
         raise
@@ -107,13 +151,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loaders = datamodule.eval_dataloaders()
         columns["untrained"] = score({n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi)
 
-    ckpt_dir = out / "checkpoints"
     checkpoint = trainer.checkpoint_callback
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is None and cfg.get("resume") and (ckpt_dir / "last.ckpt").is_file():
-        ckpt_path = str(ckpt_dir / "last.ckpt")
+    remove_stale_temp_files(ckpt_dir)  # a save that was killed leaves its temporary file
     start = time.time()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    with warnings.catch_warnings():
+        # DMLDataModule resumes its batch sampler mid-epoch itself, which Lightning cannot see
+        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if ckpt_path is not None and not module.last_metrics:
+        # resumed a finished run, or after the last epoch's evaluation: score the final weights
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     seconds = time.time() - start
     if module.last_metrics:
         columns["trained"] = dict(module.last_metrics)
@@ -125,9 +172,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": round(seconds, 2),
+        "nonfinite_steps": module.nonfinite.skipped,
         "best_checkpoint": (checkpoint.best_model_path or None) if isinstance(checkpoint, ModelCheckpoint) else None,
         "last_checkpoint": str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").is_file() else None,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
     }
     if trainer.is_global_zero:
         atomic_write_json(out / "results.json", result)
