@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dml.data.image_list import ImageListDataset, require_file
+from dml.data.image_list import ImageListDataset, check_split, require_file
 
 HAND_DOWNLOAD = (
     "Stanford Cars has no working public download (the original ai.stanford.edu links are "
@@ -44,8 +44,7 @@ class Cars196(ImageListDataset):
     ) -> None:
         from scipy.io import loadmat
 
-        if split not in self.splits:
-            raise ValueError(f"Cars196 split must be one of {list(self.splits)}, got {split!r}")
+        check_split("Cars196", split, self.splits)
         base = Path(root).expanduser()
         mat_path = require_file(
             base / "cars_annos.mat", self.name, HAND_DOWNLOAD.replace("ROOT", str(root))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dml.data.image_list import ImageListDataset, find_root, require_file
+from dml.data.image_list import ImageListDataset, check_split, find_root, require_file
 
 _HINT = "Get it with `dml-data download cub200 --root {root}` (CUB_200_2011.tgz, 1.1 GB)."
 
@@ -44,8 +44,7 @@ class CUB200(ImageListDataset):
         crop_to_bbox: bool = False,
         **kwargs,
     ) -> None:
-        if split not in self.splits:
-            raise ValueError(f"CUB200 split must be one of {list(self.splits)}, got {split!r}")
+        check_split("CUB200", split, self.splits)
         base = find_root(root, "images.txt", "CUB_200_2011")
         hint = _HINT.format(root=root)
         images = _read_table(require_file(base / "images.txt", self.name, hint), 2)

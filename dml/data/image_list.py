@@ -42,6 +42,13 @@ def require_file(path: Path, dataset: str, hint: str) -> Path:
     return path
 
 
+def check_split(dataset: str, split: str, allowed) -> str:
+    """``split`` if it is one of ``allowed``, else a ValueError naming the dataset and the choices."""
+    if split not in allowed:
+        raise ValueError(f"{dataset} split must be one of {list(allowed)}, got {split!r}")
+    return split
+
+
 def find_root(root: str | os.PathLike, marker: str, subdir: str) -> Path:
     """The folder holding ``marker``: ``root/subdir`` (the official archive layout) or ``root`` itself."""
     root = Path(root).expanduser()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dml.data.image_list import ImageListDataset, require_file
+from dml.data.image_list import ImageListDataset, check_split, require_file
 
 HAND_DOWNLOAD = (
     "In-Shop (DeepFashion) is only distributed through the authors' Google Drive "
@@ -28,8 +28,7 @@ class InShop(ImageListDataset):
     def __init__(
         self, root: str | os.PathLike, split: str = "train", transform=None, **kwargs
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"InShop split must be one of {list(SPLITS)}, got {split!r}")
+        check_split("InShop", split, SPLITS)
         base = Path(root).expanduser()
         if (
             not (base / "list_eval_partition.txt").exists()

@@ -13,6 +13,7 @@ from dml.data.image_list import (
     DatasetCountWarning,
     DatasetLayoutError,
     ImageListDataset,
+    check_split,
     require_file,
 )
 
@@ -84,8 +85,7 @@ class LFW(ImageListDataset):
         images_dir: str = "lfw",
         **kwargs,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"LFW split must be one of {list(SPLITS)}, got {split!r}")
+        check_split("LFW", split, SPLITS)
         base = Path(root).expanduser()
         hint = _HINT.format(root=root)
         pairs_path = base / pairs_file

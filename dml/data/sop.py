@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dml.data.image_list import ImageListDataset, find_root, require_file
+from dml.data.image_list import ImageListDataset, check_split, find_root, require_file
 
 _HINT = "Get it with `dml-data download sop --root {root}` (Stanford_Online_Products.zip, 2.9 GB)."
 HEADER = ["image_id", "class_id", "super_class_id", "path"]
@@ -21,10 +21,7 @@ class StanfordOnlineProducts(ImageListDataset):
     def __init__(
         self, root: str | os.PathLike, split: str = "train", transform=None, **kwargs
     ) -> None:
-        if split not in self.files:
-            raise ValueError(
-                f"StanfordOnlineProducts split must be one of {list(self.files)}, got {split!r}"
-            )
+        check_split("StanfordOnlineProducts", split, self.files)
         base = find_root(root, self.files[split], "Stanford_Online_Products")
         path = require_file(base / self.files[split], self.name, _HINT.format(root=root))
         paths, classes, super_classes, image_ids = [], [], [], []
