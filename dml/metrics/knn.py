@@ -28,6 +28,7 @@ FAISS_GPU_MAX_K = 2048
 BACKENDS = ("auto", "faiss", "torch")
 _LOW32 = 0xFFFFFFFF
 _EMPTY_KEY = torch.iinfo(torch.int64).min  # below every real key: "no neighbour yet"
+_REVERSED = 1 << 40  # faiss heap ids are stored as _REVERSED - index
 
 
 def _faiss():
@@ -114,29 +115,83 @@ def _decoded(keys: Tensor) -> tuple[np.ndarray, np.ndarray]:
     return vals.cpu().numpy(), idx.cpu().numpy()
 
 
-def _torch_symmetric(x: Tensor, k: int, tile: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Self mode: tile (i, j >= i) gives top-k candidates to rows of block i and, transposed, of j."""
+class KeySelector:
+    """Running top-k of each row as int64 keys, merged tile by tile with torch.topk (any device)."""
+
+    def __init__(self, rows: int, k: int, device: torch.device):
+        self.k = k
+        self.keys = torch.full((rows, k), _EMPTY_KEY, dtype=torch.int64, device=device)
+
+    def add(self, sims: Tensor, row0: int, col0: int) -> None:
+        rows = slice(row0, row0 + len(sims))
+        self.keys[rows] = merge_keys(self.keys[rows], topk_keys(sims, self.k, col0))
+
+    def result(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        return _decoded(self.keys[r0:r1])
+
+
+class HeapSelector:
+    """Running top-k of each row in faiss' heaps (CPU): most similarities cost one comparison.
+
+    Columns must reach each row in increasing index order (the tile loops guarantee it): a value
+    equal to the current k-th is then rightly refused. Ids are stored reversed because faiss
+    evicts the smallest id among equal worst values, and the largest index must go.
+    """
+
+    def __init__(self, rows: int, k: int, cols: int):
+        faiss = _faiss()
+        self.val = np.empty((rows, k), dtype=np.float32)
+        self.ids = np.empty((rows, k), dtype=np.int64)
+        self.reversed = _REVERSED - np.arange(cols, dtype=np.int64)
+        self.heaps = faiss.float_minheap_array_t()
+        self.heaps.nh, self.heaps.k = rows, k
+        self.heaps.val, self.heaps.ids = faiss.swig_ptr(self.val), faiss.swig_ptr(self.ids)
+        self.heaps.heapify()
+
+    def add(self, sims: Tensor, row0: int, col0: int) -> None:
+        faiss = _faiss()
+        h, w = sims.shape
+        block = np.ascontiguousarray(sims.numpy())
+        ids = self.reversed[col0 : col0 + w]
+        self.heaps.addn_with_ids(w, faiss.swig_ptr(block), faiss.swig_ptr(ids), 0, row0, h)
+
+    def result(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        vals = torch.from_numpy(self.val[r0:r1])
+        keys = encode(vals, _REVERSED - torch.from_numpy(self.ids[r0:r1]))
+        return _decoded(torch.sort(keys, dim=1, descending=True).values)
+
+
+def _selector(rows: int, k: int, cols: int, device: torch.device):
+    if device.type == "cpu" and _faiss() is not None:
+        return HeapSelector(rows, k, cols)
+    return KeySelector(rows, k, device)
+
+
+def _symmetric_tiles(x: Tensor, k: int, tile: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Self mode: tile (i, j >= i) gives candidates to the rows of block i and, transposed, of j.
+
+    Half the multiply-adds of a full similarity matrix. Block i is final once its row is done.
+    """
     spans = _spans(len(x), tile)
-    running = torch.full((len(x), k), _EMPTY_KEY, dtype=torch.int64, device=x.device)
+    selector = _selector(len(x), k, len(x), x.device)
     for bi, (r0, r1) in enumerate(spans):
         for c0, c1 in spans[bi:]:
             sims = x[r0:r1] @ x[c0:c1].T
             if c0 == r0:
                 sims.fill_diagonal_(-torch.inf)
-            running[r0:r1] = merge_keys(running[r0:r1], topk_keys(sims, k, c0))
+            selector.add(sims, r0, c0)
             if c0 != r0:
-                cols = topk_keys(sims.T.contiguous(), k, r0)
-                running[c0:c1] = merge_keys(running[c0:c1], cols)
-        yield (r0, *_decoded(running[r0:r1]))
+                selector.add(sims.T.contiguous(), c0, r0)
+        yield (r0, *selector.result(r0, r1))
 
 
-def _torch_grouped(
+def _grouped_tiles(
     q: Tensor, g: Tensor, k: int, tile: int, self_mode: bool
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Query rows in groups small enough for their running top-k; every gallery tile per group."""
-    group = max(tile, (RUNNING_BYTES // (8 * k)) // tile * tile)
+    group = max(tile, (RUNNING_BYTES // (12 * k)) // tile * tile)
     for g0, g1 in _spans(len(q), group):
-        running = torch.full((g1 - g0, k), _EMPTY_KEY, dtype=torch.int64, device=q.device)
+        selector = _selector(g1 - g0, k, len(g), q.device)
         for r0, r1 in _spans(g1 - g0, tile):
             rows = q[g0 + r0 : g0 + r1]
             for c0, c1 in _spans(len(g), tile):
@@ -144,9 +199,9 @@ def _torch_grouped(
                 if self_mode and c0 < g0 + r1 and g0 + r0 < c1:  # own rows inside this tile
                     own = torch.arange(max(g0 + r0, c0), min(g0 + r1, c1), device=q.device)
                     sims[own - g0 - r0, own - c0] = -torch.inf
-                running[r0:r1] = merge_keys(running[r0:r1], topk_keys(sims, k, c0))
+                selector.add(sims, r0, c0)
         for r0, r1 in _spans(g1 - g0, tile):
-            yield (g0 + r0, *_decoded(running[r0:r1]))
+            yield (g0 + r0, *selector.result(r0, r1))
 
 
 def _torch_chunks(
@@ -154,11 +209,11 @@ def _torch_chunks(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     device = _torch_device()
     q = torch.from_numpy(query).to(device)
-    if self_mode and len(q) * k * 8 <= RUNNING_BYTES:
-        yield from _torch_symmetric(q, k, tile)
+    if self_mode and len(q) * k * 12 <= RUNNING_BYTES:
+        yield from _symmetric_tiles(q, k, tile)
     else:
         g = q if self_mode else torch.from_numpy(gallery).to(device)
-        yield from _torch_grouped(q, g, k, tile, self_mode)
+        yield from _grouped_tiles(q, g, k, tile, self_mode)
 
 
 def _faiss_index(gallery: np.ndarray):

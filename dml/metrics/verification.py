@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
 
 from dml.metrics.inputs import as_embeddings, as_labels, unit_rows
 
@@ -31,6 +30,8 @@ def best_threshold(sims: np.ndarray, same: np.ndarray) -> float:
 
 def roc_auc(sims: np.ndarray, same: np.ndarray) -> float:
     """Area under the ROC curve: P(sim of a same pair > sim of a different pair), ties count 1/2."""
+    from scipy.stats import rankdata  # imported here: scipy.stats is slow to import
+
     ranks = rankdata(sims)  # average ranks on ties
     n_pos = int(same.sum())
     n_neg = len(same) - n_pos

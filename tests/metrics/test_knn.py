@@ -33,9 +33,10 @@ def test_knn_continuous_data_with_duplicates(ref, backend):
 
 
 def test_knn_deep_k_uses_grouped_path(ref, monkeypatch):
-    import dml.metrics.knn as knn_module
+    import sys
 
-    monkeypatch.setattr(knn_module, "RUNNING_BYTES", 8 * 40 * 10)  # force small query groups
+    knn_module = sys.modules["dml.metrics.knn"]
+    monkeypatch.setattr(knn_module, "RUNNING_BYTES", 12 * 40 * 10)  # force small query groups
     x, _ = ref.grid(150, 3, seed=3)
     _, idx = knn(x, 40, chunk_size=16)
     np.testing.assert_array_equal(idx, np.stack([o[:40] for o in ref.ranking(x, None)]))
@@ -68,3 +69,16 @@ def test_first_match_rank_counts_ties_by_index(ref):
     ranking = ref.ranking(x, None)
     want = [int(np.argmax(labels[ranking[i]] == labels[i])) for i in rows]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("self_mode", [True, False])
+def test_torch_topk_selector_matches_brute_force(ref, monkeypatch, self_mode):
+    """The selector used on CUDA (and without faiss): torch.topk per tile, merged as keys."""
+    import sys
+
+    knn_module = sys.modules["dml.metrics.knn"]
+    monkeypatch.setattr(knn_module, "_selector", lambda rows, k, cols, device: knn_module.KeySelector(rows, k, device))
+    x, _ = ref.grid(200, 4, seed=6)
+    q, g = (x, None) if self_mode else (x[:70], x[70:])
+    _, idx = knn(q, 25, g, backend="torch", chunk_size=32)
+    np.testing.assert_array_equal(idx, np.stack([o[:25] for o in ref.ranking(q, g)]))
