@@ -43,7 +43,9 @@ class ClassBalancedBatchSampler:
     Pass it to ``DataLoader(dataset, batch_sampler=...)``. Call ``set_epoch(epoch)`` before each
     epoch (Lightning does) for a fresh draw; after a full pass the epoch also advances by itself.
     ``state_dict()`` / ``load_state_dict()`` carry the epoch and the number of batches already
-    handed out in it, so a resumed run continues with the batch where it stopped.
+    handed out in it, so a resumed run continues with the batch where it stopped. A DataLoader
+    with workers draws a few batches ahead of training (prefetch), so a checkpoint should store
+    the number of batches the loop has trained on: ``{"epoch": e, "position": batches_done}``.
     """
 
     def __init__(

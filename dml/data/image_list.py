@@ -121,6 +121,14 @@ class ImageListDataset(Dataset):
             if cache_dir
             else None
         )
+        decode_size = getattr(transform, "decode_size", None)
+        if self.cache is not None and decode_size and decode_size > self.cache.size:
+            warnings.warn(
+                f"{self.name}: cache_size={self.cache.size} is below the {decode_size} px the "
+                "transform needs, so cached images get upsampled; raise dataset.cache_size",
+                UserWarning,
+                stacklevel=2,
+            )
         self.bad_images = 0
         if check_counts:
             self._check_counts()

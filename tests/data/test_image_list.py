@@ -73,3 +73,18 @@ def test_transform_gives_tensors_and_works_in_dataloader(cub_root):
     loader = torch.utils.data.DataLoader(data, batch_size=4)
     images, labels = next(iter(loader))
     assert images.shape == (4, 3, 12, 12) and labels.dtype == torch.int64
+
+
+def test_cache_smaller_than_transform_needs_warns(cub_root, tmp_path):
+    transform = build_transform({"resize": 64, "crop": 48})
+    with pytest.warns(UserWarning, match="cache_size=32 is below the 64 px"):
+        CUB200(cub_root[0], "train", transform=transform, cache_dir=tmp_path, cache_size=32)
+
+
+def test_dataset_pickles_for_spawned_workers(cub_root, tmp_path):
+    import pickle
+
+    transform = build_transform({"resize": 16, "crop": 12}, normalize="bgr255")
+    data = CUB200(cub_root[0], "test", transform=transform, crop_to_bbox=True, cache_dir=tmp_path)
+    clone = pickle.loads(pickle.dumps(data))
+    assert torch.equal(clone[3][0], data[3][0]) and clone.labels.tolist() == data.labels.tolist()
