@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("dml")
 
 
 class ConfigError(ValueError):
@@ -42,6 +46,22 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "optim.loss_lr": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "optim.backbone_lr_mult": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "eval.batch_size": ((int,), lambda v: v >= 1, "a positive integer"),
+    "resume": ((bool,), lambda v: True, "true or false"),
+    "nonfinite": ((str,), lambda v: v in ("skip", "stop"), "skip or stop"),
+    "nonfinite_patience": ((int,), lambda v: v >= 0, "an integer >= 0 (0: never stop)"),
+    "callbacks.last_checkpoint.every_n_train_steps": (
+        (int,), lambda v: v >= 1, "a positive integer (callbacks.last_checkpoint=null checkpoints at epoch ends only)"
+    ),
+    # loss and sampler values by config path: the classes check them too, but only once the data has loaded
+    "loss.margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "loss.nu": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "loss.pos_margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "loss.neg_margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "loss.alpha": ((int, float), lambda v: v > 0, "a positive number"),
+    "loss.beta": ((int, float), lambda v: v > 0, "a positive number"),
+    "sampler.margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "sampler.epsilon": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "sampler.cutoff": ((int, float), lambda v: v >= 0, "a non-negative number"),
 }
 
 
@@ -58,3 +78,32 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is not valid: expected {expected}")
         if not isinstance(value, types) or not ok(value):
             raise ConfigError(f"{key}={value!r} is not valid: expected {expected}")
+
+
+def validate_class_sizes(cfg: DictConfig, labels: Any) -> None:
+    """Raise ConfigError when batches of classes_per_batch x m_per_class cannot come from the train labels.
+
+    Classes smaller than m_per_class are topped up with repeated images (the batch sampler does
+    that on purpose, e.g. SOP's 2-image classes); that gets a warning. An m_per_class above the
+    largest class, where every class would repeat images, is an error.
+    """
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    name = cfg.dataset.get("name")
+    p, m = int(cfg.dataset.classes_per_batch), int(cfg.dataset.m_per_class)
+    if p > len(counts):
+        raise ConfigError(
+            f"dataset.classes_per_batch={p} but the {name} train split has only {len(counts)} classes; "
+            f"lower dataset.classes_per_batch to at most {len(counts)}"
+        )
+    if m > counts.max():
+        raise ConfigError(
+            f"dataset.m_per_class={m} is more than the largest class of the {name} train split holds "
+            f"({counts.max()} images), so every batch would repeat images; lower dataset.m_per_class to at most "
+            f"{counts.max()}"
+        )
+    small = int((counts < m).sum())
+    if small:
+        log.warning(
+            "dataset.m_per_class=%d: %d of %d %s train classes have fewer images (the smallest has %d); "
+            "their batches repeat images", m, small, len(counts), name, counts.min(),
+        )

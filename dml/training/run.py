@@ -173,6 +173,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "global_step": trainer.global_step,
         "train_seconds": round(seconds, 2),
         "nonfinite_steps": module.nonfinite.skipped,
+        "resumed_from": ckpt_path,
         "best_checkpoint": (checkpoint.best_model_path or None) if isinstance(checkpoint, ModelCheckpoint) else None,
         "last_checkpoint": str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").is_file() else None,
         "config": redact_secrets(OmegaConf.to_container(cfg, resolve=True)),

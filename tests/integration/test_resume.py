@@ -1,0 +1,233 @@
+"""Resume after a kill: same steps, same batches, same weights and metrics as an uninterrupted run.
+
+In-process: one uninterrupted run keeps a checkpoint after every step; runs resumed from
+mid-epoch, last-batch and end-of-epoch checkpoints must end bit-identical to it. As
+subprocesses: `dml-train` killed with SIGKILL mid-epoch resumes with `resume=true`, and a kill
+during a checkpoint save leaves a loadable last.ckpt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+from dml.config import config_dir
+from dml.training.checkpointing import read_checkpoint
+from dml.training.module import DMLModule
+from dml.training.run import train
+
+# a tiny but complete run: margin loss with a learnable beta, distance weighted sampling (its own
+# generator), a cosine scheduler; 2 epochs of 3 batches of 3 classes x 4 images
+TINY = (
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "eval.before_training=false",
+    "eval.raw_baseline=false",
+    "backbone.net.width=4",
+    "dataset.classes_per_batch=3",
+    "dataset.m_per_class=4",
+    "dataset.metrics.nmi=false",
+    "loss=margin",
+    "sampler=distance_weighted",
+    "scheduler=cosine",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=3",
+)
+STEPS = 2 * 3
+
+
+def _compose(out: Path, *overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*TINY, *overrides])
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
+
+
+def _recorded_train(cfg) -> tuple[dict, list[tuple]]:
+    """train(cfg), recording (global step, labels, input checksum) of every training step."""
+    seen: list[tuple] = []
+    original = DMLModule.training_step
+
+    def recording(self, batch, batch_idx):
+        seen.append((self.global_step, tuple(batch[1].tolist()), round(float(batch[0].double().sum()), 6)))
+        return original(self, batch, batch_idx)
+
+    DMLModule.training_step = recording
+    try:
+        return train(cfg), seen
+    finally:
+        DMLModule.training_step = original
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run that keeps every step's and every epoch's checkpoint."""
+    out = tmp_path_factory.mktemp("reference")
+    keep = "{_target_:pytorch_lightning.callbacks.ModelCheckpoint,dirpath:" + str(out / "steps") + \
+        ",filename:'s{step}',auto_insert_metric_name:false,save_top_k:-1,every_n_train_steps:1}"
+    cfg = _compose(out, "callbacks.model_checkpoint.save_top_k=-1", f"+callbacks.keep_all={keep}")
+    result, batches = _recorded_train(cfg)
+    return out, result, batches
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_uninterrupted_run_checkpoint_holds_the_training_state(reference):
+    out, result, batches = reference
+    assert result["global_step"] == STEPS and result["epochs"] == 2
+    assert [b[0] for b in batches] == list(range(STEPS))
+    ckpt = read_checkpoint(out / "checkpoints" / "last.ckpt")  # weights_only=True
+    assert "loss.beta" in ckpt["state_dict"]  # the margin loss's learnable beta
+    assert len(ckpt["optimizer_states"][0]["param_groups"]) == 3  # backbone, head, loss
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 2
+    assert ckpt["DMLDataModule"]["batch_sampler"] == {"epoch": 2, "position": 0, "seed": 0}
+    assert set(ckpt["dml"]["rng"]) >= {"torch", "numpy", "python"}
+    assert ckpt["dml"]["sampler"]["generators"]  # the tuple sampler's own torch.Generator
+    mid = read_checkpoint(out / "steps" / "s1.ckpt")
+    assert mid["DMLDataModule"]["batch_sampler"] == {"epoch": 0, "position": 1, "seed": 0}
+    end = read_checkpoint(out / "steps" / "s3.ckpt")  # epoch 0's last batch: resumes at epoch 1's first
+    assert end["DMLDataModule"]["batch_sampler"] == {"epoch": 1, "position": 0, "seed": 0}
+
+
+def test_two_runs_with_the_same_seed_are_identical(reference, tmp_path):
+    out, result, batches = reference
+    again, batches_again = _recorded_train(_compose(tmp_path))
+    assert again["metrics"] == result["metrics"]
+    assert batches_again == batches
+    ref, new = _weights(out / "checkpoints" / "last.ckpt"), _weights(tmp_path / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(ref[k], new[k]) for k in ref)
+
+
+@pytest.mark.parametrize(
+    "checkpoint",
+    [
+        "steps/s1.ckpt",  # mid-epoch 0, after its 1st batch
+        "checkpoints/epoch_000.ckpt",  # end of epoch 0, after evaluation
+        pytest.param("steps/s3.ckpt", marks=pytest.mark.slow),  # epoch 0's last batch, before evaluation
+        pytest.param("steps/s5.ckpt", marks=pytest.mark.slow),  # mid-epoch 1
+    ],
+)
+def test_resumed_run_ends_identical_to_the_uninterrupted_one(reference, tmp_path, checkpoint):
+    out, result, batches = reference
+    start = read_checkpoint(out / checkpoint)["global_step"]
+    resumed, seen = _recorded_train(_compose(tmp_path, f"ckpt_path={out / checkpoint}"))
+    assert resumed["resumed_from"] == str(out / checkpoint)
+    assert resumed["global_step"] == STEPS and resumed["epochs"] == 2
+    assert seen == batches[start:]  # the same batches, in the same order, each once
+    assert resumed["metrics"] == result["metrics"]
+    ref, new = _weights(out / "checkpoints" / "last.ckpt"), _weights(tmp_path / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(ref[k], new[k]) for k in ref)
+
+
+# ---- subprocesses: SIGKILL --------------------------------------------------------------------
+# dml-train with a pause per step, or per fsync, so a kill lands where the test wants it
+_SLOW_STEP = """
+import time
+import dml.training.module as m
+step = m.DMLModule.training_step
+def slow(self, *a, **k):
+    time.sleep(DELAY)
+    return step(self, *a, **k)
+m.DMLModule.training_step = slow
+from dml.cli.train import main
+main()
+"""
+_SLOW_FSYNC = """
+import os, time
+fsync = os.fsync
+def slow(fd):
+    time.sleep(DELAY)
+    fsync(fd)
+os.fsync = slow
+from dml.cli.train import main
+main()
+"""
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONUNBUFFERED="1")
+
+
+def _start(code: str, delay: float, run_dir: Path, *overrides: str) -> subprocess.Popen:
+    args = [*TINY, "trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_train_steps=1",
+            f"hydra.run.dir={run_dir}", *overrides]
+    return subprocess.Popen([sys.executable, "-c", code.replace("DELAY", repr(delay)), *args], cwd=run_dir.parent,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"dml-train ended (rc {proc.returncode}) before the kill:\n{proc.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for a checkpoint")
+        time.sleep(0.02)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _global_step(path: Path) -> int:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return -1
+
+
+def test_sigkill_mid_epoch_then_resume_finishes_with_the_same_steps(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = _start(_SLOW_STEP, 1.0, run_dir)
+    _wait_for(lambda: _global_step(last) >= 1, proc)
+    _kill(proc)  # a step takes >= 1 s, so this lands in epoch 0, before its 4th step
+    killed_at = _global_step(last)
+    assert 1 <= killed_at < 4, killed_at
+    assert not (run_dir / "results.json").exists()
+
+    resumed = subprocess.run(
+        [sys.executable, "-c", "from dml.cli.train import main; main()", *TINY, "trainer.limit_train_batches=4",
+         "callbacks.last_checkpoint.every_n_train_steps=1", f"hydra.run.dir={run_dir}", "resume=true"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    result = json.loads((run_dir / "results.json").read_text())
+    assert result["resumed_from"] == str(last)
+    assert result["global_step"] == 2 * 4 and result["epochs"] == 2  # what an uninterrupted run does
+    assert result["metrics"] and all(math.isfinite(v) for v in result["metrics"].values())
+    assert _global_step(last) == 2 * 4
+
+
+def test_sigkill_during_a_checkpoint_save_leaves_last_ckpt_loadable(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ckpts = run_dir / "checkpoints"
+    proc = _start(_SLOW_FSYNC, 3.0, run_dir)
+    # the 2nd save: last.ckpt exists and its replacement is being written (fsync pauses 3 s)
+    _wait_for(lambda: (ckpts / "last.ckpt").is_file() and any(ckpts.glob(".last.ckpt.*.tmp")), proc)
+    _kill(proc)
+    assert list(ckpts.glob(".last.ckpt.*.tmp")), "the kill should land during the save"
+    ckpt = read_checkpoint(ckpts / "last.ckpt")  # whole, and loads with weights_only=True
+    assert ckpt["global_step"] >= 1 and "state_dict" in ckpt
