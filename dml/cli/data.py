@@ -8,6 +8,7 @@ dml-data cache cub200 --root ... --cache-dir ... --size 256
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -26,6 +27,9 @@ def _download(args: argparse.Namespace) -> int:
         )
         return 2
     for archive in info.archives:
+        if args.from_dir:  # files fetched elsewhere: verify and unpack them the same way
+            source = Path(args.from_dir).expanduser().resolve() / archive.name
+            archive = dataclasses.replace(archive, url=source.as_uri())
         print(f"{info.name}: {archive.url} -> {root}")
         try:
             fetch(
@@ -96,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("name", help=names)
     dl.add_argument(
         "--root", help="target folder (default $DML_DATA/<name>, else ~/dml_data/<name>)"
+    )
+    dl.add_argument(
+        "--from-dir",
+        help="take the archives from this folder instead of the internet (same md5 check and unpacking)",
     )
     dl.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
     dl.add_argument(

@@ -98,3 +98,22 @@ def test_cache_command_fills_cache(cub_root, tmp_path, capsys):
         == 0
     )
     assert len(list((cache / "8").rglob("*.jpg"))) == 18
+
+
+def test_download_from_dir_checks_md5(tmp_path, capsys):
+    (tmp_path / "CUB_200_2011.tgz").write_bytes(b"not the real archive")
+    code = main(
+        [
+            "download",
+            "cub200",
+            "--root",
+            str(tmp_path / "root"),
+            "--from-dir",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "expected 97eceeb196236b17998738112f37df78" in err
+    assert not (tmp_path / "root" / "CUB_200_2011.tgz").exists()
