@@ -77,6 +77,10 @@ class DMLModule(pl.LightningModule):
         self._eval_outputs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.eval_split_names: list[str] = ["test"]
         self.last_metrics: dict[str, float] = {}
+        # kept for the diagnostics callbacks (dml.training.diagnostics): the last eval's embeddings
+        # and labels per split, and the last training batch's (detached distances, labels)
+        self.last_eval_splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         # a step with NaN/inf embeddings, loss or gradients is skipped and counted, or stops the run
         self.nonfinite = NonFiniteGuard(nonfinite, nonfinite_patience)
         self._rng_to_restore: dict[str, Any] | None = None
@@ -115,6 +119,7 @@ class DMLModule(pl.LightningModule):
             self.memory.enqueue(embeddings, labels)
             return loss
         distances = pairwise_distance(embeddings) if (self._loss_takes_distances or self._sampler_takes_distances) else None
+        self.last_batch = None if distances is None else (distances.detach(), labels.detach())
         tuples = None
         if self.sampler is not None:
             if self._sampler_takes_distances:
@@ -249,6 +254,7 @@ class DMLModule(pl.LightningModule):
         self._eval_outputs = {}
         if not splits:
             return
+        self.last_eval_splits = splits
         # scored once, on rank 0; every rank logs the same numbers (the loggers write on rank 0
         # only) so that checkpoint callbacks decide alike on every rank
         metrics = broadcast_object(score(splits, ks=self.ks, nmi=self.nmi) if world()[1] == 0 else None)
