@@ -39,7 +39,7 @@ class DMLModule(pl.LightningModule):
     `loss_lr`; the backbone's learning rate is the optimizer's times `backbone_lr_mult`.
     Under DDP the sampler and loss see the global batch (`gather_batch`). `memory_size` > 0 adds
     a cross-batch memory (XBM) of past embeddings as extra candidates, started after
-    `memory_start` steps; `channels_last` feeds image batches in that memory format.
+    `memory_start` steps.
     """
 
     def __init__(
@@ -58,7 +58,6 @@ class DMLModule(pl.LightningModule):
         nonfinite_patience: int = 20,
         memory_size: int = 0,
         memory_start: int = 0,
-        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -86,7 +85,6 @@ class DMLModule(pl.LightningModule):
         self._rng_to_restore: dict[str, Any] | None = None
         self.memory = CrossBatchMemory(memory_size, start=memory_start) if int(memory_size) > 0 else None
         self._memory_stats: dict[str, torch.Tensor] = {}
-        self.channels_last = bool(channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -99,11 +97,6 @@ class DMLModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         share_sampler_seed(self.sampler)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.channels_last and isinstance(batch, (list, tuple)) and torch.is_tensor(batch[0]) and batch[0].dim() == 4:
-            batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
-        return batch
 
     def compute_loss(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One distance matrix, shared by sampler (detached) and loss (with gradients).
@@ -255,9 +248,10 @@ class DMLModule(pl.LightningModule):
         if not splits:
             return
         self.last_eval_splits = splits
-        # scored once, on rank 0; every rank logs the same numbers (the loggers write on rank 0
-        # only) so that checkpoint callbacks decide alike on every rank
+        # scored once, on rank 0, and broadcast: every rank logs the same numbers (the loggers
+        # write on rank 0 only), so checkpoint callbacks decide alike on every rank; the mean
+        # that sync_dist takes over identical values leaves them unchanged
         metrics = broadcast_object(score(splits, ks=self.ks, nmi=self.nmi) if world()[1] == 0 else None)
         self.last_metrics = metrics
         for k, v in metrics.items():
-            self.log(f"eval/{k}", v, sync_dist=False)
+            self.log(f"eval/{k}", v, sync_dist=world()[0] > 1)

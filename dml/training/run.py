@@ -66,6 +66,14 @@ def split_loss_config(node: DictConfig) -> tuple[DictConfig, dict[str, int]]:
     return OmegaConf.create(node), memory
 
 
+def _channels_last_input(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: image batches [N, C, H, W] enter the model in channels_last format."""
+    x = args[0]
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        return (x.contiguous(memory_format=torch.channels_last), *args[1:])
+    return args
+
+
 def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLModule:
     """The LightningModule with sampler, loss, optimizer and scheduler from the config."""
     sampler = hydra.utils.instantiate(cfg.sampler) if cfg.get("sampler") else None
@@ -76,6 +84,7 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
     model = model if model is not None else build_model(cfg)
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
+        model.register_forward_pre_hook(_channels_last_input)
     if cfg.get("compile"):
         model.compile()  # in place: parameter names and checkpoints stay those of the plain model
     return DMLModule(
@@ -93,7 +102,6 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
         nonfinite_patience=int(cfg.get("nonfinite_patience", 20)),
         memory_size=memory["memory_size"],
         memory_start=memory["memory_start"],
-        channels_last=bool(cfg.get("channels_last", False)),
     )
 
 

@@ -18,7 +18,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dml.config import config_dir
-from dml.training.distributed import EvalShardSampler, all_gather_uneven, all_gather_with_grad, shard_bounds
+from dml.training.distributed import (
+    EvalShardSampler,
+    all_gather_uneven,
+    all_gather_with_grad,
+    shard_bounds,
+)
 from dml.training.module import DMLModule
 
 WORLD = 2

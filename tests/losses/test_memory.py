@@ -1,0 +1,192 @@
+"""Cross-batch memory (XBM): queue contents, candidate tuples without self-pairs, equality with a
+larger batch whose extra items are frozen, and the training module's use of it."""
+
+from __future__ import annotations
+
+import functools
+
+import hydra
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from dml.config import config_dir
+from dml.distances import pairwise_distance
+from dml.losses import ContrastiveLoss, MarginLoss, MultiSimilarityLoss, TripletLoss
+from dml.losses.memory import CrossBatchMemory, candidate_masks, memory_loss, sample_candidates
+from dml.samplers.tuples import Pairs, Triplets, to_pairs
+from dml.training.module import DMLModule
+
+SAMPLERS = ["all", "random", "semihard", "hard", "distance_weighted", "easy_positive", "multi_similarity"]
+DETERMINISTIC = ["all", "semihard", "hard", "easy_positive", "multi_similarity"]
+
+
+def _sampler(name: str, seed: int = 0):
+    node = OmegaConf.load(config_dir() / "sampler" / f"{name}.yaml")
+    node.seed = seed
+    return hydra.utils.instantiate(node)
+
+
+def _batch(n: int, classes: int, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n, dim, generator=g), dim=1), torch.randint(0, classes, (n,), generator=g)
+
+
+def test_queue_keeps_the_last_size_rows_in_fifo_order():
+    memory = CrossBatchMemory(5)
+    assert len(memory) == 0 and memory.contents() is None
+    seen = []
+    for step in range(4):
+        emb = torch.full((3, 2), float(step)) + torch.arange(3.0).view(3, 1) / 10
+        labels = torch.arange(3) + 10 * step
+        memory.enqueue(emb, labels)
+        seen.extend(labels.tolist())
+        stored_emb, stored_labels = memory.contents()
+        assert len(memory) == min(5, len(seen))
+        assert sorted(stored_labels.tolist()) == sorted(seen[-5:])
+        # each label stays with its own embedding
+        for e, y in zip(stored_emb, stored_labels, strict=True):
+            assert e[0].item() == pytest.approx(y.item() // 10 + (y.item() % 10) / 10)
+    assert memory.contents()[0].dtype == torch.float32
+
+
+def test_batch_larger_than_memory_keeps_its_last_rows_and_start_delays_filling():
+    memory = CrossBatchMemory(4, start=1)
+    memory.enqueue(torch.zeros(6, 3), torch.arange(6))
+    assert len(memory) == 0  # the first step is warm-up
+    memory.enqueue(torch.randn(6, 3), torch.arange(6))
+    assert sorted(memory.contents()[1].tolist()) == [2, 3, 4, 5]
+
+
+def test_memory_is_not_a_buffer_but_travels_in_the_state_dict():
+    memory = CrossBatchMemory(8)
+    memory.enqueue(torch.randn(5, 4), torch.arange(5))
+    assert not list(memory.buffers())  # DDP does not re-broadcast it every step
+    restored = CrossBatchMemory(8)
+    restored.load_state_dict(memory.state_dict())
+    assert torch.equal(restored.contents()[0], memory.contents()[0]) and restored.ptr == memory.ptr == 5
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_candidate_tuples_are_valid_and_hold_no_self_pairs(name):
+    emb, labels = _batch(12, 3)
+    mem, mem_labels = _batch(20, 3, seed=1)
+    ref, ref_labels = torch.cat([emb, mem]), torch.cat([labels, mem_labels])
+    distances = pairwise_distance(emb, ref)
+    pa, p, na, n = to_pairs(sample_candidates(_sampler(name), distances, labels, ref_labels, emb.shape[1]))
+    assert pa.numel() and na.numel()
+    assert int(pa.max()) < 12 and int(na.max()) < 12  # anchors are the batch
+    assert bool((p != pa).all())  # never the anchor itself
+    assert bool((labels[pa] == ref_labels[p]).all()) and bool((labels[na] != ref_labels[n]).all())
+    assert bool((p >= 12).any() or (n >= 12).any())  # the memory is used
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_candidate_sampling_without_memory_is_the_sampler_itself(name):
+    """The rectangular adaptor, on a batch alone, draws the sampler's own tuples."""
+    emb, labels = _batch(16, 4)
+    distances = pairwise_distance(emb)
+    ours = sample_candidates(_sampler(name), distances, labels, labels, emb.shape[1])
+    theirs = _sampler(name)(emb, labels, distances=distances)
+    assert type(ours) is type(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
+
+
+def _restrict(tuples, batch: int):
+    """Tuples of a larger batch whose anchor lies in its first `batch` items."""
+    if isinstance(tuples, Triplets):
+        keep = tuples.anchor < batch
+        return Triplets(*(t[keep] for t in tuples))
+    pa, p, na, n = tuples
+    return Pairs(pa[pa < batch], p[pa < batch], na[na < batch], n[na < batch])
+
+
+LOSSES = {
+    "triplet": TripletLoss,
+    "contrastive": ContrastiveLoss,
+    "margin": functools.partial(MarginLoss, learn_beta=True),
+    "multi_similarity": MultiSimilarityLoss,
+}
+
+
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_memory_loss_equals_the_larger_batch_with_frozen_extra_items(name, loss_name):
+    """Batch X with memory Y is the batch [X; Y.detach()] with anchors restricted to X."""
+    x0, labels = _batch(10, 3)
+    y, y_labels = _batch(14, 3, seed=1)
+    x = x0.clone().requires_grad_(True)
+    memory = CrossBatchMemory(32)
+    memory.enqueue(y, y_labels)
+    loss = LOSSES[loss_name]()
+    value, _ = memory_loss(loss, _sampler(name), x, labels, memory)
+    value.backward()
+
+    x_ref = x0.clone().requires_grad_(True)
+    z, z_labels = torch.cat([x_ref, y]), torch.cat([labels, y_labels])
+    distances = pairwise_distance(z)
+    tuples = _restrict(_sampler(name)(z, z_labels, distances=distances.detach()), 10)
+    expected = LOSSES[loss_name]()(z, z_labels, tuples, distances=distances)
+    if loss_name == "multi_similarity":
+        # its mean runs over every anchor of the larger batch; the 14 memory anchors add 0
+        expected = expected * 24 / 10
+    expected.backward()
+    torch.testing.assert_close(value, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-6, rtol=1e-5)
+
+
+def _module(name: str, loss, memory_size: int, seed: int = 0) -> DMLModule:
+    model = torch.nn.Linear(6, 8)
+    return DMLModule(model, _sampler(name, seed), loss, optimizer=functools.partial(torch.optim.SGD, lr=0.1), memory_size=memory_size)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_module_with_empty_memory_equals_plain_loss_then_enqueues_the_batch(name):
+    emb, labels = _batch(16, 4)
+    plain = _module(name, TripletLoss(), 0).compute_loss(emb, labels)
+    module = _module(name, TripletLoss(), 64)
+    first = module.compute_loss(emb, labels)
+    torch.testing.assert_close(first, plain, atol=1e-6, rtol=1e-5)
+    stored, stored_labels = module.memory.contents()
+    assert torch.equal(stored, emb) and torch.equal(stored_labels, labels) and not stored.requires_grad
+    second = module.compute_loss(*_batch(16, 4, seed=3))
+    assert torch.isfinite(second) and len(module.memory) == 32
+
+
+def test_module_memory_is_in_the_checkpoint_state_dict():
+    module = _module("hard", MarginLoss(), 8)
+    module.compute_loss(*_batch(6, 2))
+    fresh = _module("hard", MarginLoss(), 8)
+    fresh.load_state_dict(module.state_dict())
+    assert torch.equal(fresh.memory.contents()[1], module.memory.contents()[1])
+
+
+def test_pytorch_metric_learning_loss_gets_the_memory_as_reference_set():
+    from pytorch_metric_learning.losses import TripletMarginLoss
+
+    x, labels = _batch(10, 3)
+    memory = CrossBatchMemory(32)
+    memory.enqueue(*_batch(14, 3, seed=1))
+    ours, _ = memory_loss(TripletLoss(margin=0.2), _sampler("hard"), x, labels, memory)
+    theirs, _ = memory_loss(TripletMarginLoss(margin=0.2), _sampler("hard"), x, labels, memory)
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+
+
+def test_candidate_masks_exclude_only_the_anchor_itself():
+    labels = torch.tensor([0, 0, 1])
+    positive, negative = candidate_masks(labels, torch.tensor([0, 0, 1, 0, 1]))
+    assert positive.tolist() == [
+        [False, True, False, True, False],
+        [True, False, False, True, False],
+        [False, False, False, False, True],
+    ]
+    assert negative.tolist() == [[False, False, True, False, True]] * 2 + [[True, True, False, True, False]]
+
+
+def test_bad_sizes_name_the_option():
+    with pytest.raises(ValueError, match="memory_size"):
+        CrossBatchMemory(0)
+    with pytest.raises(ValueError, match="memory_start"):
+        CrossBatchMemory(4, start=-1)
