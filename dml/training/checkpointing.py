@@ -152,6 +152,8 @@ def check_compatible(
     current_state: Mapping[str, torch.Tensor],
     current_config: Mapping[str, Any] | DictConfig,
     resume: bool = True,
+    fix: str = "Use the checkpoint's settings (its run folder's .hydra/config.yaml) or start a new run without "
+    "ckpt_path/resume.",
 ) -> None:
     """Raise ConfigError naming both sides when the checkpoint does not fit this run's model (or batch plan)."""
     from omegaconf import OmegaConf
@@ -168,8 +170,7 @@ def check_compatible(
             + (f" (and {len(mismatches) - 4} more)" if len(mismatches) > 4 else "")
             + ". "
             + (f"The configs differ in: {'; '.join(diffs[:6])}. " if diffs else "")
-            + "Use the checkpoint's settings (they are in its run folder's .hydra/config.yaml) or start a new run "
-            "without ckpt_path/resume."
+            + fix
         )
     if resume:
         diffs = config_differences(saved_config, current_config, _RESUME_KEYS)
@@ -181,14 +182,22 @@ def check_compatible(
             )
 
 
-def load_model_weights(model: torch.nn.Module, ckpt: Mapping[str, Any], path: str | os.PathLike,
-                       config: Mapping[str, Any] | DictConfig, prefix: str = "model.") -> None:
+def load_model_weights(
+    model: torch.nn.Module,
+    ckpt: Mapping[str, Any],
+    path: str | os.PathLike,
+    config: Mapping[str, Any] | DictConfig,
+    prefix: str = "model.",
+) -> None:
     """Load the ``prefix`` part of a Lightning checkpoint into `model`, with a clear error on a shape mismatch."""
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     current = model.state_dict()
     if state_dict_mismatches(state, current):
-        check_compatible({**ckpt, "state_dict": {prefix + k: v for k, v in state.items()}}, path,
-                         {prefix + k: v for k, v in current.items()}, config, resume=False)
+        check_compatible(
+            {**ckpt, "state_dict": {prefix + k: v for k, v in state.items()}}, path,
+            {prefix + k: v for k, v in current.items()}, config, resume=False,
+            fix="Drop the overrides that change the model (the checkpoint's own config rebuilds it).",
+        )
     model.load_state_dict(state, strict=True)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from dml.training.checkpointing import checkpoint_config, load_model_weights, read_checkpoint
 from dml.training.evaluation import embed, score
 
 
@@ -17,10 +18,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ckpt={str(path)!r} does not exist; pass a .ckpt from a run's checkpoints/ folder")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, dict) else None
-    if not config:
-        raise ValueError(f"ckpt={str(path)!r} is not a dml-train checkpoint (it holds no run config)")
+    ckpt = read_checkpoint(path)  # weights_only=True; a truncated or foreign file is a clear ConfigError
+    checkpoint_config(ckpt, path)
     return ckpt
 
 
@@ -33,8 +32,7 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tupl
     if overrides:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     model = build_model(cfg)
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True)
+    load_model_weights(model, ckpt, path, cfg)  # a shape mismatch names both sides
     datamodule = build_datamodule(cfg)
     datamodule.setup("validate")
     device = "cuda" if torch.cuda.is_available() else "cpu"

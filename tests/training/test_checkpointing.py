@@ -1,0 +1,215 @@
+"""Atomic checkpoint writes, safe loads with clear errors, RNG/batch-sampler state, compatibility checks."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from dml.config import ConfigError
+from dml.training.checkpointing import (
+    AtomicCheckpointIO,
+    batch_sampler_state,
+    capture_rng_states,
+    check_compatible,
+    config_differences,
+    load_model_weights,
+    read_checkpoint,
+    remove_stale_temp_files,
+    restore_rng_states,
+    resume_checkpoint,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _ckpt(dim: int = 4, **config) -> dict:
+    return {
+        "state_dict": {"model.head.weight": torch.zeros(dim, 8), "model.head.bias": torch.zeros(dim)},
+        "hyper_parameters": {"config": {"embedding_dim": dim, "seed": 0, "dataset": {"name": "digits"}, **config}},
+        "global_step": 3,
+    }
+
+
+# ---- atomic writes ---------------------------------------------------------------------------
+def test_save_then_load_round_trips_with_weights_only(tmp_path):
+    io = AtomicCheckpointIO()
+    io.save_checkpoint(_ckpt(), tmp_path / "c" / "last.ckpt")
+    loaded = io.load_checkpoint(tmp_path / "c" / "last.ckpt")
+    assert torch.equal(loaded["state_dict"]["model.head.weight"], torch.zeros(4, 8))
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["last.ckpt"]  # no temporary file left
+
+
+def test_a_save_that_fails_midway_keeps_the_previous_file(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint(_ckpt(dim=4), target)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("dml.io.os.replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint(_ckpt(dim=6), target)
+    assert read_checkpoint(target)["state_dict"]["model.head.bias"].shape == (4,)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_load_refuses_weights_only_false(tmp_path):
+    AtomicCheckpointIO().save_checkpoint(_ckpt(), tmp_path / "a.ckpt")
+    with pytest.raises(ValueError, match="weights_only=True"):
+        AtomicCheckpointIO().load_checkpoint(tmp_path / "a.ckpt", weights_only=False)
+
+
+def test_remove_stale_temp_files_only_removes_temporaries(tmp_path):
+    (tmp_path / "last.ckpt").write_bytes(b"x")
+    (tmp_path / ".last.ckpt.abc123.tmp").write_bytes(b"partial")
+    assert [p.name for p in remove_stale_temp_files(tmp_path)] == [".last.ckpt.abc123.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert remove_stale_temp_files(tmp_path / "missing") == []
+
+
+# ---- reading: clear errors -------------------------------------------------------------------
+def test_missing_checkpoint_names_the_path(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(str(tmp_path / "nope.ckpt")) + ".*does not exist"):
+        read_checkpoint(tmp_path / "nope.ckpt")
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint(_ckpt(), path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ConfigError, match="cannot be read: it is truncated or not a PyTorch checkpoint"):
+        read_checkpoint(path)
+
+
+def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": SimpleNamespace(a=1)}, path)  # needs an arbitrary class to unpickle
+    with pytest.raises(ConfigError, match="weights_only=True"):
+        read_checkpoint(path)
+
+
+def test_a_file_without_state_dict_is_not_a_dml_checkpoint(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(ConfigError, match="not a dml-train checkpoint"):
+        read_checkpoint(path)
+
+
+def test_every_torch_load_of_the_library_and_scripts_uses_weights_only_true():
+    files = subprocess.run(["git", "ls-files", "dml/*.py", "scripts/*.py"], cwd=REPO, capture_output=True,
+                           text=True).stdout.split()
+    assert files
+    offenders = []
+    for name in files:
+        text = (REPO / name).read_text(encoding="utf-8", errors="replace")
+        for match in re.finditer(r"torch\.load\(", text):
+            call = text[match.start(): text.find("\n\n", match.start())]
+            depth, end = 0, 0
+            for i, ch in enumerate(call):
+                depth += ch == "("
+                depth -= ch == ")"
+                if depth == 0 and ch == ")":
+                    end = i
+                    break
+            if "weights_only=True" not in call[:end]:
+                offenders.append(f"{name}: {call[:end + 1]}")
+    assert not offenders, offenders
+
+
+# ---- compatibility -----------------------------------------------------------------------------
+def test_shape_mismatch_names_both_shapes_and_the_config_difference(tmp_path):
+    saved, current = _ckpt(dim=32), _ckpt(dim=64)
+    with pytest.raises(ConfigError) as info:
+        check_compatible(saved, tmp_path / "a.ckpt", current["state_dict"], current["hyper_parameters"]["config"])
+    message = str(info.value)
+    assert "model.head.weight has shape [32, 8] in the checkpoint, [64, 8] in this run" in message
+    assert "embedding_dim (checkpoint 32, this run 64)" in message
+
+
+def test_missing_and_unexpected_keys_are_named(tmp_path):
+    saved = _ckpt()
+    current = {**saved["state_dict"], "loss.beta": torch.tensor(1.2)}
+    with pytest.raises(ConfigError, match="loss.beta is in this run's model but not in the checkpoint"):
+        check_compatible(saved, tmp_path / "a.ckpt", current, saved["hyper_parameters"]["config"])
+
+
+def test_resume_needs_the_same_seed_and_batch_plan(tmp_path):
+    saved = _ckpt()
+    config = {**saved["hyper_parameters"]["config"], "seed": 1}
+    with pytest.raises(ConfigError, match=r"seed \(checkpoint 0, this run 1\)"):
+        check_compatible(saved, tmp_path / "a.ckpt", saved["state_dict"], config)
+    check_compatible(saved, tmp_path / "a.ckpt", saved["state_dict"], config, resume=False)  # weights alone fit
+
+
+def test_config_differences_lists_only_the_keys_asked_for():
+    diffs = config_differences({"a": {"b": 1}, "c": 2}, {"a": {"b": 2}, "c": 3}, ("a",))
+    assert diffs == ["a.b (checkpoint 1, this run 2)"]
+
+
+def test_load_model_weights_fits_or_names_the_difference(tmp_path):
+    model = torch.nn.Module()
+    model.head = torch.nn.Linear(8, 4)
+    load_model_weights(model, _ckpt(dim=4), tmp_path / "a.ckpt", {"embedding_dim": 4})
+    assert torch.equal(model.head.weight, torch.zeros(4, 8))
+    with pytest.raises(ConfigError, match=r"\[6, 8\] in the checkpoint, \[4, 8\] in this run.*Drop the overrides"):
+        load_model_weights(model, _ckpt(dim=6), tmp_path / "a.ckpt", {"embedding_dim": 4})
+
+
+def test_resume_checkpoint_resolution(tmp_path):
+    ckpt_dir = tmp_path / "checkpoints"
+    cfg = OmegaConf.create({"ckpt_path": None, "resume": True})
+    assert resume_checkpoint(cfg, ckpt_dir) is None  # nothing to resume: start at step 0 (with a warning)
+    ckpt_dir.mkdir()
+    (ckpt_dir / "last.ckpt").write_bytes(b"x")
+    assert resume_checkpoint(cfg, ckpt_dir) == str(ckpt_dir / "last.ckpt")
+    with pytest.raises(ConfigError, match="ckpt_path='/no/such.ckpt' does not exist"):
+        resume_checkpoint(OmegaConf.create({"ckpt_path": "/no/such.ckpt", "resume": False}), ckpt_dir)
+
+
+# ---- training state --------------------------------------------------------------------------
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    np.random.normal()  # a cached gaussian is part of numpy's state
+    state = capture_rng_states()
+    expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    torch.save(state, tmp_path / "rng.pt")
+    torch.manual_seed(99)
+    np.random.seed(99)
+    random.seed(99)
+    restore_rng_states(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert [random.random() for _ in range(3)] == expected[2]
+
+
+def _trainer(epoch: int, started: int, completed: int, processed: int, batches: int = 5):
+    progress = SimpleNamespace(started=started, completed=completed)
+    batch = SimpleNamespace(processed=processed)
+    loop = SimpleNamespace(epoch_progress=SimpleNamespace(current=progress),
+                           epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=batch)))
+    return SimpleNamespace(current_epoch=epoch, fit_loop=loop, num_training_batches=batches)
+
+
+@pytest.mark.parametrize(
+    ("trainer", "expected"),
+    [
+        (_trainer(epoch=1, started=2, completed=1, processed=3), (1, 3)),  # mid-epoch: 3 batches trained
+        (_trainer(epoch=1, started=2, completed=1, processed=5), (2, 0)),  # all batches done, evaluation pending
+        (_trainer(epoch=2, started=2, completed=2, processed=5), (2, 0)),  # between epochs (end of training)
+    ],
+)
+def test_batch_sampler_state_counts_trained_batches_not_prefetched_ones(trainer, expected):
+    sampler = SimpleNamespace(state_dict=lambda: {"epoch": 9, "position": 4, "seed": 7})  # prefetched ahead
+    state = batch_sampler_state(trainer, sampler)
+    assert (state["epoch"], state["position"]) == expected and state["seed"] == 7
