@@ -227,6 +227,8 @@ class ImageListDataset(Dataset):
         return image, int(self.labels[index])
 
     def __repr__(self) -> str:
+        if not hasattr(self, "labels"):  # construction failed part-way
+            return f"{type(self).__name__}(not loaded)"
         return (
             f"{type(self).__name__}(split={self.split!r}, images={len(self)}, "
             f"classes={len(np.unique(self.labels))}, root={str(self.image_root)!r})"

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
+from dml.data.image_list import DatasetLayoutError
 from dml.data.transforms import build_transform
 
 pytestmark = pytest.mark.filterwarnings("ignore::dml.data.image_list.DatasetCountWarning")
@@ -98,7 +99,11 @@ def test_own_data_configs(tmp_path, image_writer, name):
     assert torch.is_tensor(splits["train"][0][0])
 
 
-def test_own_data_root_is_required():
-    cfg = _compose("folder", [])
-    with pytest.raises(Exception, match="root"):
+@pytest.mark.parametrize(
+    "name,match", [("folder", "set dataset.root"), ("csv", "set dataset.root")]
+)
+def test_own_data_without_files_says_set_root(tmp_path, name, match):
+    cfg = _compose(name, [f"paths.data_dir={tmp_path}"])
+    with pytest.raises(Exception, match=match) as err:  # Hydra wraps the dataset's error
         instantiate(cfg.dataset.train)
+    assert "DatasetLayoutError" in repr(err.value) or isinstance(err.value, DatasetLayoutError)
