@@ -41,6 +41,13 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, squared: bool = False)
                 f"pairwise_distance: y must be [M, {x.shape[1]}] like x, got shape {tuple(y.shape)}"
             )
         y = y.to(dtype)
+    if same and not squared:
+        return _SelfDistance.apply(x)
+    return _distance_from_gram(x, y, same, squared)
+
+
+def _distance_from_gram(x: Tensor, y: Tensor, same: bool, squared: bool) -> Tensor:
+    """Distances through x y^T (recorded by autograd op by op)."""
     gram = x @ y.t()
     if same:
         # norms from the Gram diagonal: then n_i + n_i - 2 G_ii is exactly 0 in floating point
@@ -52,6 +59,34 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, squared: bool = False)
     if squared:
         return sq
     return torch.where(sq > 0, sq.clamp_min(SQRT_EPS).sqrt(), 0.0)
+
+
+class _SelfDistance(torch.autograd.Function):
+    """d = pairwise_distance(x) in ~10 ops forward and 6 backward (autograd's graph: ~30).
+
+    At the batch sizes of metric learning the per-op overhead dominates, so this matters.
+    Backward: with W = G / d (0 where d < 1e-6) and S = W + W^T, dL/dx = rowsum(S) x - S x,
+    since d d_ij / d x_i = (x_i - x_j) / d_ij.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        gram = x @ x.t()
+        # |x_i|^2 + |x_j|^2 - 2 x_i.x_j with the norms from the Gram diagonal: then the diagonal
+        # n_i + n_i - 2 n_i is exactly 0 in floating point
+        norms = gram.diagonal()
+        sq = torch.add(norms.unsqueeze(1) + norms.unsqueeze(0), gram, alpha=-2.0)
+        d = sq.clamp_min_(0.0).sqrt_()
+        ctx.save_for_backward(x, d)
+        return d
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        x, d = ctx.saved_tensors
+        w = torch.where(d > SQRT_EPS**0.5, grad / d, 0.0)
+        s = w + w.t()
+        return torch.addmm(s.sum(dim=1, keepdim=True) * x, s, x, alpha=-1.0)
 
 
 def similarity_from_distance(distances: Tensor) -> Tensor:

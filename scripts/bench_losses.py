@@ -1,7 +1,7 @@
 """Time sampler + loss, forward and backward, in dml and in pytorch-metric-learning, same process.
 
 Every sampler config x every loss config at B=80, D=128 (16 classes x 5) and B=256, D=512
-(64 classes x 4). dml computes the batch's distance matrix once and shares it between sampler
+(64 classes x 4), on the same L2-normalised embeddings (gradients w.r.t. them). dml computes the batch's distance matrix once and shares it between sampler
 and loss, as the training module does; pytorch-metric-learning runs its miner then its loss.
 Calls of the two libraries alternate, and the median of the repeats is reported, so that
 other jobs on the machine affect both alike. Prints a markdown table (and writes it with --out).
@@ -83,30 +83,34 @@ LOSSES: dict[str, Callable[[], tuple]] = {
 }
 
 
-def dml_step(x: torch.Tensor, labels: torch.Tensor, sampler, loss) -> None:
+def dml_step(emb: torch.Tensor, labels: torch.Tensor, sampler, loss) -> None:
     """One training step's sampler + loss work in dml: one shared distance matrix."""
-    emb = F.normalize(x, dim=1)
     distances = pairwise_distance(emb)
     tuples = sampler(emb, labels, distances.detach())
     loss(emb, labels, tuples, distances).backward()
 
 
-def pml_step(x: torch.Tensor, labels: torch.Tensor, miner, loss) -> None:
-    emb = F.normalize(x, dim=1)
+def pml_step(emb: torch.Tensor, labels: torch.Tensor, miner, loss) -> None:
     tuples = miner(emb, labels) if miner is not None else None
     loss(emb, labels, tuples).backward()
 
 
-def timed(fn: Callable[[], None]) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call.
+
+    CPU time counts only when this process runs, so it stays meaningful when other jobs share
+    the cores (wall time then includes the time spent waiting for a core).
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def bench_pair(sampler_name: str, loss_name: str, batch: int, dim: int, repeats: int) -> tuple:
     per_class = 5 if batch % 5 == 0 else 4
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, dim, generator=g).requires_grad_()
+    # the model's output: L2-normalised embeddings, the leaf that receives the gradient
+    x = F.normalize(torch.randn(batch, dim, generator=g), dim=1).requires_grad_()
     labels = torch.arange(batch // per_class).repeat_interleave(per_class)
     sampler, miner = SAMPLERS[sampler_name]()
     dml_loss, pml_loss = LOSSES[loss_name]()
@@ -126,7 +130,11 @@ def bench_pair(sampler_name: str, loss_name: str, batch: int, dim: int, repeats:
     for _ in range(repeats):
         t_dml.append(timed(run_dml))
         t_pml.append(timed(run_pml))
-    return statistics.median(t_dml) * 1e3, statistics.median(t_pml) * 1e3
+
+    def ms(samples: list[tuple[float, float]], which: int) -> float:
+        return statistics.median(s[which] for s in samples) * 1e3
+
+    return ms(t_dml, 0), ms(t_pml, 0), ms(t_dml, 1), ms(t_pml, 1)
 
 
 def main() -> None:
@@ -136,25 +144,36 @@ def main() -> None:
     parser.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated names")
     parser.add_argument("--losses", default=",".join(LOSSES), help="comma-separated names")
     parser.add_argument("--out", default=None, help="also write the markdown table to this file")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own choice)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
-        f"sampler + loss, forward + backward, median of {args.repeats} calls (ms); "
-        f"machine: {platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"sampler + loss, forward + backward, median of {args.repeats} calls in ms (CPU time of "
+        f"the process, and wall time); {platform.machine()} CPU, {os.cpu_count()} cores, "
+        f"load average {load:.1f} at start, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         "",
-        "| sampler | loss | B x D | dml ms | PML ms | speed-up |",
-        "|---|---|---|---:|---:|---:|",
+        "| sampler | loss | B x D | dml CPU ms | PML CPU ms | speed-up (CPU) "
+        "| dml wall ms | PML wall ms | speed-up (wall) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     print("\n".join(lines), flush=True)
     for batch, dim in sizes:
         for sampler_name in args.samplers.split(","):
             for loss_name in args.losses.split(","):
-                t_dml, t_pml = bench_pair(sampler_name, loss_name, batch, dim, args.repeats)
+                w_dml, w_pml, c_dml, c_pml = bench_pair(
+                    sampler_name, loss_name, batch, dim, args.repeats
+                )
                 row = (
-                    f"| {sampler_name} | {loss_name} | {batch} x {dim} | {t_dml:.2f} | "
-                    f"{t_pml:.2f} | {t_pml / t_dml:.1f}x |"
+                    f"| {sampler_name} | {loss_name} | {batch} x {dim} | {c_dml:.2f} | "
+                    f"{c_pml:.2f} | {c_pml / c_dml:.1f}x | {w_dml:.2f} | {w_pml:.2f} | "
+                    f"{w_pml / w_dml:.1f}x |"
                 )
                 lines.append(row)
                 print(row, flush=True)

@@ -70,4 +70,4 @@ def mean_of_active(terms: Tensor) -> tuple[Tensor, Tensor]:
 
 def active_fraction(active: Tensor, total: int) -> Tensor:
     """Share of active terms, 0 for an empty set."""
-    return active.float() / max(total, 1)
+    return active / float(max(total, 1))

@@ -66,17 +66,22 @@ class MarginLoss(TupleLoss):
                 )
         pa, p, na, n = all_pairs(labels) if tuples is None else to_pairs(tuples)
         beta_p = self.anchor_beta(labels, pa).to(distances.dtype)
-        beta_n = self.anchor_beta(labels, na).to(distances.dtype)
-        pos = torch.relu(self.margin + distances[pa, p] - beta_p)
-        neg = torch.relu(self.margin + beta_n - distances[na, n])
+        beta_n = beta_p if na is pa else self.anchor_beta(labels, na).to(distances.dtype)
+        pos = torch.relu(distances[pa, p] - (beta_p - self.margin))
+        neg = torch.relu((beta_n + self.margin) - distances[na, n])
         count = (pos > 0).sum() + (neg > 0).sum()
         total = pos.sum() + neg.sum()
         if self.nu > 0:
             beta_sum = beta_p.expand(pa.shape).sum() + beta_n.expand(na.shape).sum()
             total = total + self.nu * 0.5 * beta_sum
-        loss = torch.where(count > 0, total / count.clamp_min(1), total * 0.0)
+            # no active term: 0, not the beta regulariser over nothing
+            total = torch.where(count > 0, total, 0.0)
+        # without a regulariser, no active term means every term (and its gradient) is 0
+        loss = total / count.clamp_min(1)
         stats = {
             "active_fraction": active_fraction(count, pos.numel() + neg.numel()),
-            "beta_mean": self.anchor_beta(labels, slice(None)).mean(),
+            "beta_mean": self.beta
+            if self.beta_class is None
+            else self.anchor_beta(labels, slice(None)).mean(),
         }
         return loss, stats

@@ -25,7 +25,23 @@ class BaseSampler:
             raise TypeError(f"sampler seed must be an int or None, got {seed!r}")
         self.seed = seed
         self._generators: dict[str, torch.Generator] = {}
-        self.last_distances: dict[str, Tensor] = {}
+        self._last: tuple[Tensor, Tuples] | None = None
+
+    @property
+    def last_distances(self) -> dict[str, Tensor]:
+        """Distances of the tuples picked in the last call: {"positive": d_ap, "negative": d_an}.
+
+        Gathered on access from the (detached) matrix kept from that call, so a training step
+        that does not look at them pays nothing.
+        """
+        if self._last is None:
+            return {}
+        distances, tuples = self._last
+        if len(tuples) == 3:
+            a, p, n = tuples
+            return {"positive": distances[a, p], "negative": distances[a, n]}
+        pa, p, na, n = tuples
+        return {"positive": distances[pa, p], "negative": distances[na, n]}
 
     def generator(self, device: torch.device) -> torch.Generator:
         """The sampler's generator for `device`, created and seeded on first use."""
@@ -69,6 +85,7 @@ class BaseSampler:
 
         ref_labels [N]: labels of the references, which start with the batch (e.g. batch + a
         cross-batch memory); anchors index rows, positives and negatives index columns.
+        Implementations keep (distances, tuples) in ``self._last`` for ``last_distances``.
         """
         raise NotImplementedError
 

@@ -12,14 +12,17 @@ import torch
 from torch import Tensor
 
 MIN_LOG_WEIGHT = -80.0
+MAX_DISTANCE = 2.0 - 1e-6
 
 
 def inverse_density_log_weights(distances: Tensor, dim: int, cutoff: float = 0.5) -> Tensor:
-    """log q(d)^-1 = (2 - D) log d - ((D - 3) / 2) log(1 - d^2 / 4), d clipped below at cutoff."""
-    d = distances.clamp_min(cutoff)
-    # d can reach 2 (antipodal points): keep the log finite; such entries are masked by callers
-    log_one_minus = torch.log((d * d).mul_(-0.25).add_(1.0).clamp_min_(torch.finfo(d.dtype).tiny))
-    return torch.log(d).mul_(2.0 - dim).sub_(log_one_minus.mul_((dim - 3.0) / 2.0))
+    """log q(d)^-1 = (2 - D) log d - ((D - 3) / 2) log(1 - d^2 / 4), d clipped below at cutoff.
+
+    d is also clipped just below 2 (antipodal points) so that the result stays finite.
+    """
+    d = distances.clamp(cutoff, MAX_DISTANCE)
+    log_one_minus = torch.log1p_(d.square().mul_(-0.25))
+    return torch.log(d).mul_(2.0 - dim).add_(log_one_minus, alpha=-(dim - 3.0) / 2.0)
 
 
 def distance_weighted_weights(
@@ -29,18 +32,19 @@ def distance_weighted_weights(
     cutoff: float = 0.5,
     nonzero_loss_cutoff: float = 1.4,
 ) -> Tensor:
-    """Unnormalised [B, B] sampling weights of negatives for each anchor, row max 1.
+    """Unnormalised [B, N] sampling weights of negatives for each anchor, row max 1.
 
     q(d)^-1 computed in log space with the row max subtracted before exp (no overflow for any
-    embedding dimension). A row with no valid weight falls back to uniform (1) over its
-    other-class items; a row with no other-class item is all zero.
+    embedding dimension). Weights of same-class items and at d >= nonzero_loss_cutoff are 0. A
+    row with no valid weight falls back to uniform (1) over its other-class items; a row with no
+    other-class item is all zero.
     """
     log_w = inverse_density_log_weights(distances, dim, cutoff)
-    valid = negative_mask & (distances < nonzero_loss_cutoff)
-    row_max = log_w.masked_fill(~valid, float("-inf")).max(dim=1, keepdim=True).values
+    invalid = (distances >= nonzero_loss_cutoff).logical_or_(~negative_mask)
+    row_max = log_w.masked_fill(invalid, float("-inf")).amax(dim=1, keepdim=True)
     # weights below e^-80 of the row's largest are 0 for sampling; clamping there keeps exp out
     # of float32's denormal range (very slow on CPUs) and away from inf - inf for empty rows
-    weights = torch.exp((log_w - row_max).clamp_(MIN_LOG_WEIGHT, 0.0)) * valid
+    weights = torch.exp_((log_w - row_max).clamp_(MIN_LOG_WEIGHT, 0.0)).masked_fill_(invalid, 0.0)
     # a row without any valid weight falls back to uniform over its other-class items
     return torch.where(row_max > float("-inf"), weights, negative_mask.to(weights.dtype))
 

@@ -29,8 +29,9 @@ class MultiSimilaritySampler(BaseSampler):
         keep_pos = positive_mask & (sim - self.epsilon < hardest_neg)
         pa, p = keep_pos.nonzero(as_tuple=True)
         na, n = keep_neg.nonzero(as_tuple=True)
-        self.last_distances = {"positive": distances[pa, p], "negative": distances[na, n]}
-        return Pairs(pa, p, na, n)
+        pairs = Pairs(pa, p, na, n)
+        self._last = (distances, pairs)
+        return pairs
 
     def __repr__(self) -> str:
         return f"MultiSimilaritySampler(epsilon={self.epsilon})"

@@ -72,8 +72,7 @@ class TupleSampler(BaseSampler):
             cutoff=self.cutoff,
             nonzero_loss_cutoff=self.nonzero_loss_cutoff,
         )
-        a, p, n = triplets
-        self.last_distances = {"positive": distances[a, p], "negative": distances[a, n]}
+        self._last = (distances, triplets)
         return triplets
 
     def __repr__(self) -> str:

@@ -108,7 +108,10 @@ def to_triplets(tuples: Tuples) -> Triplets:
 def check_tuples(tuples: Tuples, batch_size: int) -> None:
     """Raise a clear error if tuples hold tensors of unequal length or indices outside the batch.
 
-    The range check runs on CPU tensors only (on a GPU it would cost a synchronisation per step).
+    Index ranges are checked for plain tuples (a pytorch-metric-learning miner's output, a
+    user's own) on the CPU; Triplets and Pairs come from dml's samplers and are trusted (an
+    index past the batch still raises torch's IndexError). On a GPU the check would cost a
+    synchronisation per step.
     """
     names = tuples._fields if hasattr(tuples, "_fields") else [str(i) for i in range(len(tuples))]
     lengths = [t.numel() for t in tuples]
@@ -117,7 +120,7 @@ def check_tuples(tuples: Tuples, batch_size: int) -> None:
             raise ValueError(f"Pairs with unequal lengths {dict(zip(names, lengths, strict=True))}")
     elif len(set(lengths)) > 1:
         raise ValueError(f"Triplets with unequal lengths {dict(zip(names, lengths, strict=True))}")
-    if tuples[0].device.type != "cpu" or sum(lengths) == 0:
+    if isinstance(tuples, Triplets | Pairs) or tuples[0].device.type != "cpu" or sum(lengths) == 0:
         return
     low, high = torch.aminmax(torch.cat([t.reshape(-1) for t in tuples]))
     if int(low) < 0 or int(high) >= batch_size:

@@ -117,6 +117,8 @@ def test_bad_input_names_the_problem(make_batch):
         loss(x, labels, None, torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"embeddings must be \[B, D\]"):
         loss(x[0], labels)
-    bad = Triplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([99]))
+    bad = (torch.tensor([0]), torch.tensor([1]), torch.tensor([99]))
     with pytest.raises(ValueError, match="outside the batch of 24"):
         loss(x, labels, bad)
+    with pytest.raises(IndexError, match="99"):  # Triplets (a sampler's output) meet torch's check
+        loss(x, labels, Triplets(*bad))

@@ -132,3 +132,19 @@ def test_class_with_one_image_is_negative_only(make_batch):
             assert len(a) > 0 and 3 not in a.tolist() and 3 not in p.tolist()
     a, p, n = TupleSampler("all", "all")(x, labels)
     assert 3 in n.tolist()
+
+
+def test_easy_positive_config_semantics(make_batch):
+    """Levi et al.: easy positive, then the hardest negative farther than it (margin = inf)."""
+    x, labels, d = setup(make_batch, classes=6, per_class=4, dim=4)
+    a, p, n = TupleSampler("easy", "semihard", margin=float("inf"), seed=0)(x, labels)
+    farther = 0
+    for ai, pi, ni in zip(a.tolist(), p.tolist(), n.tolist(), strict=True):
+        others = [j for j in range(len(labels)) if labels[j] != labels[ai]]
+        beyond = [j for j in others if d[ai, j] > d[ai, pi]]
+        if beyond:
+            farther += 1
+            assert ni == min(beyond, key=lambda j: d[ai, j].item())
+        else:
+            assert ni == min(others, key=lambda j: d[ai, j].item())
+    assert farther > 0

@@ -80,9 +80,14 @@ def test_round_trip_of_all_triplets():
 def test_check_tuples_errors():
     with pytest.raises(ValueError, match="unequal lengths"):
         check_tuples(Triplets(torch.tensor([0]), torch.tensor([1, 2]), torch.tensor([3])), 4)
+    # plain tuples (a pytorch-metric-learning miner's, a user's) get their index range checked
     with pytest.raises(ValueError, match="outside the batch of 4"):
-        check_tuples(Triplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([4])), 4)
+        check_tuples((torch.tensor([0]), torch.tensor([1]), torch.tensor([4])), 4)
     with pytest.raises(ValueError, match="outside"):
-        check_tuples(Pairs(*(torch.tensor([-1]),) * 4), 4)
+        check_tuples((torch.tensor([-1]),) * 4, 4)
+    with pytest.raises(ValueError, match="unequal lengths"):
+        check_tuples(
+            Pairs(torch.tensor([0]), torch.tensor([1, 2]), torch.tensor([]), torch.tensor([])), 4
+        )
     with pytest.raises(TypeError, match="Triplets or Pairs"):
         to_pairs([1, 2])
