@@ -36,7 +36,10 @@ def training_curves_figure(history: Mapping[str, Sequence[tuple[int, float]]], t
         for name, points in series.items():
             if points:
                 steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, linewidth=1.2, label=name.removeprefix("lr/") if len(series) > 1 else None)
+                ax.plot(steps, values, linewidth=1.2, marker="o" if len(points) < 30 else None, markersize=3,
+                        label=name.removeprefix("lr/") if len(series) > 1 else None)
+        if group == "learning rate" and all(v > 0 for pts in series.values() for _, v in pts):
+            ax.set_yscale("log")
         if len(series) > 1:
             ax.legend(fontsize=7)
         ax.set_title(group, fontsize=9)
