@@ -46,8 +46,13 @@ PRESETS: dict[str, list[tuple[str, list[str]]]] = {
         (
             "resnet50",
             [
-                "backbone=resnet50", *_SYNTHETIC, "+size=224", "dataset.classes_per_batch=16",
-                "dataset.m_per_class=4", "trainer.precision=bf16-mixed", "channels_last=true",
+                "backbone=resnet50",
+                *_SYNTHETIC,
+                "+size=224",
+                "dataset.classes_per_batch=16",
+                "dataset.m_per_class=4",
+                "trainer.precision=bf16-mixed",
+                "channels_last=true",
             ],
         ),
     ],
@@ -94,9 +99,15 @@ def bench(name: str, overrides: Sequence[str], steps: int, warmup: int) -> dict[
     with tempfile.TemporaryDirectory() as out:
         cfg = _config(
             [
-                *overrides, "logger=none", "callbacks=none", "eval.before_training=false",
-                "eval.raw_baseline=false", "trainer.enable_progress_bar=false", "trainer.max_epochs=-1",
-                f"trainer.max_steps={warmup + steps}", "trainer.limit_val_batches=0",
+                *overrides,
+                "logger=none",
+                "callbacks=none",
+                "eval.before_training=false",
+                "eval.raw_baseline=false",
+                "trainer.enable_progress_bar=false",
+                "trainer.max_epochs=-1",
+                f"trainer.max_steps={warmup + steps}",
+                "trainer.limit_val_batches=0",
             ],
             out,
         )
@@ -154,7 +165,12 @@ def bench(name: str, overrides: Sequence[str], steps: int, warmup: int) -> dict[
 
 def table(rows: list[dict[str, object]]) -> str:
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if isinstance(rows[0][c], float | int) else "---" for c in cols) + "|"]
+    lines = [
+        "| " + " | ".join(cols) + " |",
+        "|"
+        + "|".join("---:" if isinstance(rows[0][c], float | int) else "---" for c in cols)
+        + "|",
+    ]
     for row in rows:
         cells = []
         for c in cols:
@@ -171,13 +187,21 @@ def table(rows: list[dict[str, object]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="gpu" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--only", nargs="*", help="backbone names of the preset to run (default: all)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default="gpu" if torch.cuda.is_available() else "cpu"
+    )
+    parser.add_argument(
+        "--only", nargs="*", help="backbone names of the preset to run (default: all)"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps after warm-up")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (dataset.num_workers)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="DataLoader workers (dataset.num_workers)"
+    )
     parser.add_argument("--precision", help="trainer.precision for every run, e.g. bf16-mixed")
-    parser.add_argument("--set", nargs="*", default=[], help="extra config overrides, e.g. loss=margin compile=true")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="extra config overrides, e.g. loss=margin compile=true"
+    )
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
     if args.warmup < 1 or args.steps < 1:

@@ -37,8 +37,15 @@ def _eval_rows(path: Path, key: str) -> list[str]:
 @pytest.mark.slow
 def test_two_process_cpu_ddp_run_logs_each_metric_once(tmp_path):
     proc = _run(
-        tmp_path, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=csv",
-        "loss=margin", "sampler=distance_weighted", "+loss.memory_size=256", *FAST,
+        tmp_path,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "logger=csv",
+        "loss=margin",
+        "sampler=distance_weighted",
+        "+loss.memory_size=256",
+        *FAST,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     run = tmp_path / "run"
@@ -49,7 +56,9 @@ def test_two_process_cpu_ddp_run_logs_each_metric_once(tmp_path):
         header = next(csv.reader(f))
     assert len(header) == len(set(header))
     result = json.loads((run / "results.json").read_text())
-    assert result["epochs"] == 2 and result["metrics"]["map@r"] == pytest.approx(float(rows[-1]), abs=1e-6)
+    assert result["epochs"] == 2 and result["metrics"]["map@r"] == pytest.approx(
+        float(rows[-1]), abs=1e-6
+    )
     assert proc.stdout.count("Final metrics") == 1
     # one process re-embedding the whole eval set with the final weights gets the same numbers:
     # no item was dropped or counted twice across the two ranks' shares

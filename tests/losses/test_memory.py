@@ -18,7 +18,15 @@ from dml.losses.memory import CrossBatchMemory, candidate_masks, memory_loss, sa
 from dml.samplers.tuples import Pairs, Triplets, to_pairs
 from dml.training.module import DMLModule
 
-SAMPLERS = ["all", "random", "semihard", "hard", "distance_weighted", "easy_positive", "multi_similarity"]
+SAMPLERS = [
+    "all",
+    "random",
+    "semihard",
+    "hard",
+    "distance_weighted",
+    "easy_positive",
+    "multi_similarity",
+]
 DETERMINISTIC = ["all", "semihard", "hard", "easy_positive", "multi_similarity"]
 
 
@@ -30,7 +38,9 @@ def _sampler(name: str, seed: int = 0):
 
 def _batch(n: int, classes: int, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(n, dim, generator=g), dim=1), torch.randint(0, classes, (n,), generator=g)
+    return F.normalize(torch.randn(n, dim, generator=g), dim=1), torch.randint(
+        0, classes, (n,), generator=g
+    )
 
 
 def test_queue_keeps_the_last_size_rows_in_fifo_order():
@@ -65,7 +75,10 @@ def test_memory_is_not_a_buffer_but_travels_in_the_state_dict():
     assert not list(memory.buffers())  # DDP does not re-broadcast it every step
     restored = CrossBatchMemory(8)
     restored.load_state_dict(memory.state_dict())
-    assert torch.equal(restored.contents()[0], memory.contents()[0]) and restored.ptr == memory.ptr == 5
+    assert (
+        torch.equal(restored.contents()[0], memory.contents()[0])
+        and restored.ptr == memory.ptr == 5
+    )
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -74,7 +87,9 @@ def test_candidate_tuples_are_valid_and_hold_no_self_pairs(name):
     mem, mem_labels = _batch(20, 3, seed=1)
     ref, ref_labels = torch.cat([emb, mem]), torch.cat([labels, mem_labels])
     distances = pairwise_distance(emb, ref)
-    pa, p, na, n = to_pairs(sample_candidates(_sampler(name), distances, labels, ref_labels, emb.shape[1]))
+    pa, p, na, n = to_pairs(
+        sample_candidates(_sampler(name), distances, labels, ref_labels, emb.shape[1])
+    )
     assert pa.numel() and na.numel()
     assert int(pa.max()) < 12 and int(na.max()) < 12  # anchors are the batch
     assert bool((p != pa).all())  # never the anchor itself
@@ -139,7 +154,13 @@ def test_memory_loss_equals_the_larger_batch_with_frozen_extra_items(name, loss_
 
 def _module(name: str, loss, memory_size: int, seed: int = 0) -> DMLModule:
     model = torch.nn.Linear(6, 8)
-    return DMLModule(model, _sampler(name, seed), loss, optimizer=functools.partial(torch.optim.SGD, lr=0.1), memory_size=memory_size)
+    return DMLModule(
+        model,
+        _sampler(name, seed),
+        loss,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        memory_size=memory_size,
+    )
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -150,7 +171,9 @@ def test_module_with_empty_memory_equals_plain_loss_then_enqueues_the_batch(name
     first = module.compute_loss(emb, labels)
     torch.testing.assert_close(first, plain, atol=1e-6, rtol=1e-5)
     stored, stored_labels = module.memory.contents()
-    assert torch.equal(stored, emb) and torch.equal(stored_labels, labels) and not stored.requires_grad
+    assert (
+        torch.equal(stored, emb) and torch.equal(stored_labels, labels) and not stored.requires_grad
+    )
     second = module.compute_loss(*_batch(16, 4, seed=3))
     assert torch.isfinite(second) and len(module.memory) == 32
 
@@ -182,7 +205,9 @@ def test_candidate_masks_exclude_only_the_anchor_itself():
         [True, False, False, True, False],
         [False, False, False, False, True],
     ]
-    assert negative.tolist() == [[False, False, True, False, True]] * 2 + [[True, True, False, True, False]]
+    assert negative.tolist() == [[False, False, True, False, True]] * 2 + [
+        [True, True, False, True, False]
+    ]
 
 
 def test_bad_sizes_name_the_option():

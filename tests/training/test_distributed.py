@@ -73,7 +73,11 @@ def _module(sampler_name: str, loss_name: str, memory_size: int = 0) -> DMLModul
     sampler = hydra.utils.instantiate(_node("sampler", sampler_name))
     loss = hydra.utils.instantiate(_node("loss", loss_name))
     return DMLModule(
-        TinyNet(), sampler, loss, optimizer=functools.partial(torch.optim.SGD, lr=0.1), memory_size=memory_size
+        TinyNet(),
+        sampler,
+        loss,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        memory_size=memory_size,
     )
 
 
@@ -103,13 +107,18 @@ def _worker(rank: int, port: int, out: str) -> None:
     try:
         for sampler_name, loss_name in CASES.items():
             module = _module(sampler_name, loss_name)
-            torch.manual_seed(1000 + rank)  # global RNG differs between ranks: the seed must be shared
+            # the global RNG differs between ranks: the sampler seed must be shared
+            torch.manual_seed(1000 + rank)
             module.on_fit_start()
             ddp = nn.parallel.DistributedDataParallel(StepWrapper(module))
             x, y = _data()
             loss = ddp(_shard(x, rank), _shard(y, rank))
             loss.backward()
-            results[sampler_name] = {"loss": loss.detach(), "grads": _grads(module), "seed": module.sampler.seed}
+            results[sampler_name] = {
+                "loss": loss.detach(),
+                "grads": _grads(module),
+                "seed": module.sampler.seed,
+            }
 
         sampler_name, loss_name, size = MEMORY_CASE
         module = _module(sampler_name, loss_name, memory_size=size)
@@ -120,7 +129,11 @@ def _worker(rank: int, port: int, out: str) -> None:
             x, y = _data(step)
             loss = ddp(_shard(x, rank), _shard(y, rank))
             loss.backward()
-        results["memory"] = {"loss": loss.detach(), "grads": _grads(module), "memory": module.memory.contents()}
+        results["memory"] = {
+            "loss": loss.detach(),
+            "grads": _grads(module),
+            "memory": module.memory.contents(),
+        }
 
         # eval: contiguous shards without padding, gathered in rank order, give each item once
         n = 7
@@ -170,7 +183,9 @@ def test_ddp_loss_and_gradients_equal_one_process_on_the_global_batch(ddp_result
         torch.testing.assert_close(got["loss"], loss, atol=1e-5, rtol=1e-5)
         assert got["grads"].keys() == grads.keys()
         for name, g in grads.items():
-            torch.testing.assert_close(got["grads"][name], g, atol=1e-5, rtol=1e-5, msg=f"{sampler_name}: {name}")
+            torch.testing.assert_close(
+                got["grads"][name], g, atol=1e-5, rtol=1e-5, msg=f"{sampler_name}: {name}"
+            )
     if CASES[sampler_name] == "margin":
         assert "loss.beta" in grads and grads["loss.beta"].abs() > 0
 

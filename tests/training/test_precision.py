@@ -16,7 +16,15 @@ from dml.config import config_dir
 from dml.training.module import DMLModule
 from dml.training.run import build_module, split_loss_config
 
-SAMPLERS = ["all", "random", "semihard", "hard", "distance_weighted", "easy_positive", "multi_similarity"]
+SAMPLERS = [
+    "all",
+    "random",
+    "semihard",
+    "hard",
+    "distance_weighted",
+    "easy_positive",
+    "multi_similarity",
+]
 
 
 class Head(nn.Module):
@@ -74,7 +82,9 @@ def test_channels_last_converts_model_and_inputs(compose_cfg):
     conv = next(m for m in module.model.modules() if isinstance(m, nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     seen = []
-    conv.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    conv.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
     x = torch.randn(4, 3, 16, 16)
     out = module.model(x)
     assert seen == [True]
@@ -86,7 +96,9 @@ def test_channels_last_converts_model_and_inputs(compose_cfg):
 def test_compile_keeps_parameter_names(compose_cfg):
     plain = build_module(_compose(compose_cfg))
     compiled = build_module(_compose(compose_cfg, "compile=true"))
-    assert compiled.model._compiled_call_impl is not None and plain.model._compiled_call_impl is None
+    assert (
+        compiled.model._compiled_call_impl is not None and plain.model._compiled_call_impl is None
+    )
     assert list(compiled.state_dict()) == list(plain.state_dict())
 
 
@@ -95,7 +107,11 @@ def test_memory_options_are_taken_out_of_the_loss_node(compose_cfg):
     node, memory = split_loss_config(cfg.loss)
     assert memory == {"memory_size": 64, "memory_start": 3} and "memory_size" not in node
     module = build_module(cfg)
-    assert module.memory.size == 64 and module.memory.start == 3 and type(module.loss).__name__ == "MarginLoss"
+    assert (
+        module.memory.size == 64
+        and module.memory.start == 3
+        and type(module.loss).__name__ == "MarginLoss"
+    )
 
 
 @pytest.mark.slow
