@@ -18,15 +18,7 @@ from dml.losses.memory import CrossBatchMemory, candidate_masks, memory_loss, sa
 from dml.samplers.tuples import Pairs, Triplets, to_pairs
 from dml.training.module import DMLModule
 
-SAMPLERS = [
-    "all",
-    "random",
-    "semihard",
-    "hard",
-    "distance_weighted",
-    "easy_positive",
-    "multi_similarity",
-]
+SAMPLERS = sorted(p.stem for p in (config_dir() / "sampler").glob("*.yaml"))
 DETERMINISTIC = ["all", "semihard", "hard", "easy_positive", "multi_similarity"]
 
 

@@ -172,6 +172,10 @@ def _reference(module: DMLModule, steps: int = 1) -> tuple[torch.Tensor, dict[st
     return loss.detach(), _grads(module)
 
 
+def test_every_sampler_config_is_a_case():
+    assert sorted(CASES) == sorted(p.stem for p in (config_dir() / "sampler").glob("*.yaml"))
+
+
 @pytest.mark.parametrize("sampler_name", list(CASES))
 def test_ddp_loss_and_gradients_equal_one_process_on_the_global_batch(ddp_results, sampler_name):
     assert ddp_results[0][sampler_name]["seed"] == ddp_results[1][sampler_name]["seed"] is not None

@@ -16,15 +16,7 @@ from dml.config import config_dir
 from dml.training.module import DMLModule
 from dml.training.run import build_module, split_loss_config
 
-SAMPLERS = [
-    "all",
-    "random",
-    "semihard",
-    "hard",
-    "distance_weighted",
-    "easy_positive",
-    "multi_similarity",
-]
+SAMPLERS = sorted(p.stem for p in (config_dir() / "sampler").glob("*.yaml"))
 
 
 class Head(nn.Module):
