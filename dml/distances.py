@@ -14,9 +14,12 @@ from torch import Tensor
 SQRT_EPS = 1e-12
 
 
-def _compute_dtype(x: Tensor) -> torch.dtype:
-    """float32 for half/bfloat16 inputs (distances lose too much in 16 bits), else x's dtype."""
-    return torch.promote_types(x.dtype, torch.float32)
+def in_compute_dtype(x: Tensor) -> Tensor:
+    """x itself in float32/float64, else converted to float32 (16-bit distances lose too much).
+
+    No torch call when nothing changes: at these sizes every call's overhead counts.
+    """
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def pairwise_distance(x: Tensor, y: Tensor | None = None, squared: bool = False) -> Tensor:
@@ -30,8 +33,8 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, squared: bool = False)
         raise ValueError(
             f"pairwise_distance expects a 2-D [N, D] tensor, got shape {tuple(x.shape)}"
         )
-    dtype = _compute_dtype(x)
-    x = x.to(dtype)
+    x = in_compute_dtype(x)
+    dtype = x.dtype
     same = y is None
     if same:
         y = x
@@ -84,14 +87,14 @@ class _SelfDistance(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
         x, d = ctx.saved_tensors
-        w = torch.where(d > SQRT_EPS**0.5, grad / d, 0.0)
+        w = (grad / d).masked_fill_(d <= SQRT_EPS**0.5, 0.0)  # also clears grad / 0
         s = w + w.t()
         return torch.addmm(s.sum(dim=1, keepdim=True) * x, s, x, alpha=-1.0)
 
 
 def similarity_from_distance(distances: Tensor) -> Tensor:
     """Cosine similarity s = 1 - d^2 / 2 of L2-normalised embeddings from their distance d."""
-    return 1.0 - 0.5 * distances.to(_compute_dtype(distances)).square()
+    return 1.0 - 0.5 * in_compute_dtype(distances).square()
 
 
 def cosine_similarity(x: Tensor, y: Tensor | None = None) -> Tensor:

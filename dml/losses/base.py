@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from dml.distances import pairwise_distance
+from dml.distances import in_compute_dtype, pairwise_distance
 from dml.samplers.tuples import Tuples, check_tuples
 
 
@@ -43,8 +42,9 @@ class TupleLoss(nn.Module):
             raise ValueError(
                 f"distances must be the [{batch}, {batch}] matrix of the batch, got shape {tuple(distances.shape)}"
             )
-        distances = distances.to(torch.promote_types(distances.dtype, torch.float32))
-        labels = labels.to(distances.device)
+        distances = in_compute_dtype(distances)
+        if labels.device != distances.device:
+            labels = labels.to(distances.device)
         if tuples is not None:
             check_tuples(tuples, batch)
         loss, stats = self.compute(distances, labels, tuples)

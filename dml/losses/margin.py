@@ -50,8 +50,8 @@ class MarginLoss(TupleLoss):
     def anchor_beta(self, labels: Tensor, anchors: Tensor | slice) -> Tensor:
         """beta of each anchor: beta_0 (+ beta_class[label]); a 0-d tensor for a global beta."""
         if self.beta_class is None:
-            return self.beta.float()
-        return self.beta.float() + self.beta_class.float()[labels[anchors]]
+            return self.beta
+        return self.beta + self.beta_class[labels[anchors]]
 
     def compute(
         self, distances: Tensor, labels: Tensor, tuples: Tuples | None
@@ -65,8 +65,8 @@ class MarginLoss(TupleLoss):
                     "number of training classes)"
                 )
         pa, p, na, n = all_pairs(labels) if tuples is None else to_pairs(tuples)
-        beta_p = self.anchor_beta(labels, pa).to(distances.dtype)
-        beta_n = beta_p if na is pa else self.anchor_beta(labels, na).to(distances.dtype)
+        beta_p = self.anchor_beta(labels, pa)
+        beta_n = beta_p if na is pa else self.anchor_beta(labels, na)
         pos = torch.relu(distances[pa, p] - (beta_p - self.margin))
         neg = torch.relu((beta_n + self.margin) - distances[na, n])
         count = (pos > 0).sum() + (neg > 0).sum()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dml.distances import pairwise_distance
+from dml.distances import in_compute_dtype, pairwise_distance
 from dml.samplers.tuples import Tuples
 
 
@@ -75,8 +75,10 @@ class BaseSampler:
                         f"distances must be the [{batch}, {batch}] matrix of the batch, "
                         f"got shape {tuple(distances.shape)}"
                     )
-                distances = distances.detach().float()
-            return self.sample(distances, labels.to(distances.device), embeddings.shape[1])
+                distances = in_compute_dtype(distances.detach())
+            if labels.device != distances.device:
+                labels = labels.to(distances.device)
+            return self.sample(distances, labels, embeddings.shape[1])
 
     def sample(
         self, distances: Tensor, labels: Tensor, dim: int, ref_labels: Tensor | None = None

@@ -45,8 +45,8 @@ def distance_weighted_weights(
     # weights below e^-80 of the row's largest are 0 for sampling; clamping there keeps exp out
     # of float32's denormal range (very slow on CPUs) and away from inf - inf for empty rows
     weights = torch.exp_((log_w - row_max).clamp_(MIN_LOG_WEIGHT, 0.0)).masked_fill_(invalid, 0.0)
-    # a row without any valid weight falls back to uniform over its other-class items
-    return torch.where(row_max > float("-inf"), weights, negative_mask.to(weights.dtype))
+    # a row without any valid weight (all 0 now) falls back to uniform over its other-class items
+    return weights.masked_fill_(negative_mask & (row_max == float("-inf")), 1.0)
 
 
 def distance_weighted_probabilities(

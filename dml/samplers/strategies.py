@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dml.distances import in_compute_dtype
 from dml.samplers.distance_weighted import distance_weighted_weights
 from dml.samplers.tuples import Triplets
 
@@ -27,9 +28,8 @@ def draw(weights: Tensor, rows: Tensor, generator: torch.Generator) -> Tensor:
     """
     if rows.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=weights.device)
-    dtype = torch.promote_types(weights.dtype, torch.float32)
-    cdf = weights.to(dtype).cumsum(dim=1)[rows]
-    r = torch.rand(rows.shape[0], 1, generator=generator, device=weights.device, dtype=dtype)
+    cdf = in_compute_dtype(weights).cumsum(dim=1)[rows]
+    r = torch.rand(rows.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype)
     return torch.searchsorted(cdf, (1.0 - r) * cdf[:, -1:]).squeeze(1)
 
 
