@@ -12,6 +12,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -149,6 +150,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
         _clean_failed_run_dir(out)
         raise ConfigError(str(err)) from err
+    except InstantiationException as err:
+        # Hydra wraps what a class raised about its arguments (a missing dataset file, a bad value)
+        _clean_failed_run_dir(out)
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, TypeError, OSError, KeyError)):
+            raise ConfigError(str(cause)) from err
+        raise
+    except Exception:
+        _clean_failed_run_dir(out)
+        raise
 
     columns: dict[str, dict[str, float]] = {}
     ks, nmi = module.ks, module.nmi

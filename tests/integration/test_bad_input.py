@@ -1,0 +1,191 @@
+"""Bad input a user can type or point at: each gets a clear error naming the value and the fix, and
+no half-written run folder. Each test here backs a row of the README's bad-input table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from dml.cli.eval import main as eval_main
+from dml.config import ConfigError
+from dml.data.decode import BadImageError
+from dml.training.run import build_module, train
+
+TINY = (
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "eval.before_training=false",
+    "eval.raw_baseline=false",
+    "backbone.net.width=4",
+    "dataset.classes_per_batch=3",
+    "dataset.m_per_class=4",
+    "dataset.metrics.nmi=false",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+)
+
+
+def _fresh_run_dir(cfg) -> Path:
+    """The run folder as Hydra leaves it before train() starts: only .hydra/."""
+    out = Path(cfg.paths.output_dir)
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    return out
+
+
+def _fails_cleanly(cfg, match: str, error: type[Exception] = ConfigError) -> str:
+    out = _fresh_run_dir(cfg)
+    with pytest.raises(error, match=match) as info:
+        train(cfg)
+    assert not out.exists(), "a run that never started leaves no folder"
+    return str(info.value)
+
+
+def _fake_checkpoint(compose_cfg, path: Path, *overrides: str) -> Path:
+    """A dml-train checkpoint (weights + run config) of the config with `overrides`, without training."""
+    cfg = compose_cfg(*TINY, *overrides)
+    module = build_module(cfg)
+    torch.save({"state_dict": module.state_dict(), "global_step": 1,
+                "hyper_parameters": {"config": OmegaConf.to_container(cfg, resolve=True)}}, path)
+    return path
+
+
+# ---- config values that need the data to judge ----------------------------------------------------
+def test_m_per_class_above_every_class(compose_cfg):
+    message = _fails_cleanly(compose_cfg(*TINY, "dataset.m_per_class=500"), "dataset.m_per_class=500")
+    assert "lower dataset.m_per_class to at most" in message
+
+
+def test_more_classes_per_batch_than_the_train_split_has(compose_cfg):
+    message = _fails_cleanly(compose_cfg(*TINY, "dataset.classes_per_batch=8"), "dataset.classes_per_batch=8")
+    assert "has only 5 classes" in message
+
+
+def test_negative_margin_fails_before_the_data_loads(compose_cfg):
+    _fails_cleanly(compose_cfg(*TINY, "loss=margin", "loss.margin=-0.1"), r"loss.margin=-0.1 is not valid")
+
+
+# ---- missing or corrupt data ---------------------------------------------------------------------
+def test_missing_dataset_files_name_the_file_and_the_download(compose_cfg, tmp_path):
+    message = _fails_cleanly(compose_cfg(*TINY, "dataset=cub200", f"paths.data_dir={tmp_path / 'nowhere'}"),
+                             "images.txt")
+    assert "dml-data download cub200" in message
+
+
+def _image_folder(root: Path, classes: int = 3, per_class: int = 4, with_test: bool = True) -> Path:
+    rng = np.random.default_rng(0)
+    for split, first in (("train", 0), ("test", classes)):
+        (root / split).mkdir(parents=True)
+        if split == "test" and not with_test:
+            continue
+        for c in range(first, first + classes):
+            (root / split / f"c{c}").mkdir()
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / f"c{c}" / f"{i}.png")
+    return root
+
+
+FOLDER = ("dataset=folder", "dataset.num_workers=0", "dataset.image_size=8", "dataset.transform.train.crop=8",
+          "dataset.transform.eval.resize=8", "dataset.transform.eval.crop=8", "dataset.classes_per_batch=2",
+          "dataset.m_per_class=2", "dataset.draft=false")
+
+
+def test_empty_eval_split(compose_cfg, tmp_path):
+    root = _image_folder(tmp_path / "images", with_test=False)
+    message = _fails_cleanly(compose_cfg(*TINY, *FOLDER, f"dataset.root={root}"), "no images")
+    assert str(root / "test") in message
+
+
+def test_corrupt_image_names_the_file_and_the_switch(compose_cfg, tmp_path):
+    root = _image_folder(tmp_path / "images")
+    (root / "test" / "c3" / "0.png").write_bytes(b"not a png")  # every evaluation reads it
+    with pytest.raises(BadImageError, match=r"c3/0\.png.*dataset.skip_bad_images=true"):
+        train(compose_cfg(*TINY, *FOLDER, f"dataset.root={root}"))
+
+
+# ---- checkpoints ------------------------------------------------------------------------------------
+def test_ckpt_path_that_does_not_exist(compose_cfg, tmp_path):
+    _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={tmp_path / 'nope.ckpt'}"), "ckpt_path=.*nope.ckpt.*does not exist")
+
+
+def test_truncated_checkpoint(compose_cfg, tmp_path):
+    path = _fake_checkpoint(compose_cfg, tmp_path / "last.ckpt")
+    path.write_bytes(path.read_bytes()[:1000])
+    _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={path}"), "cannot be read: it is truncated")
+
+
+def test_checkpoint_with_arbitrary_objects_is_not_unpickled(compose_cfg, tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": OmegaConf.create({"a": 1})}, path)  # a class, not plain data
+    _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={path}"), "weights_only=True")
+
+
+def test_checkpoint_of_another_model_names_both_shapes(compose_cfg, tmp_path):
+    path = _fake_checkpoint(compose_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
+    message = _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={path}"), "another model")
+    assert "model.head.weight has shape [32, " in message and "in the checkpoint, [64, " in message
+    assert "embedding_dim (checkpoint 32, this run 64)" in message
+
+
+def test_resume_with_another_seed_keeps_the_run_folder(compose_cfg):
+    cfg = compose_cfg(*TINY, "resume=true", "seed=1")
+    ckpts = Path(cfg.paths.output_dir) / "checkpoints"
+    ckpts.mkdir(parents=True)
+    _fake_checkpoint(compose_cfg, ckpts / "last.ckpt")  # written with seed=0
+    with pytest.raises(ConfigError, match=r"cannot be resumed with this config: seed \(checkpoint 0, this run 1\)"):
+        train(cfg)
+    assert (ckpts / "last.ckpt").is_file()  # the run being resumed is left alone
+
+
+def test_dml_eval_errors_exit_2_with_a_message(compose_cfg, tmp_path, capsys):
+    assert eval_main([f"ckpt={tmp_path / 'nope.ckpt'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    path = _fake_checkpoint(compose_cfg, tmp_path / "ok.ckpt")
+    (tmp_path / "cut.ckpt").write_bytes(path.read_bytes()[:500])
+    assert eval_main([f"ckpt={tmp_path / 'cut.ckpt'}"]) == 2
+    assert "truncated" in capsys.readouterr().err
+    assert eval_main([f"ckpt={path}", "embedding_dim=32"]) == 2
+    err = capsys.readouterr().err
+    assert "[64, " in err and "[32, " in err and "embedding_dim (checkpoint 64, this run 32)" in err
+
+
+def test_cli_resume_with_another_model_exits_2_without_traceback(compose_cfg, tmp_path):
+    path = _fake_checkpoint(compose_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-c", "from dml.cli.train import main; main()", *TINY, f"ckpt_path={path}",
+         f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, env=dict(os.environ, WANDB_MODE="offline"), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "embedding_dim (checkpoint 32, this run 64)" in proc.stderr and "Traceback" not in proc.stderr
+    assert not run_dir.exists()
+
+
+# ---- secrets ------------------------------------------------------------------------------------------
+def test_wandb_key_never_reaches_the_run_folder_or_the_console(compose_cfg, monkeypatch, capfd):
+    pytest.importorskip("wandb")
+    secret = "secret-test-key"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    # a config that interpolates the key gets it masked in results.json, the checkpoint and the logger
+    cfg = compose_cfg(*TINY[1:], "logger=wandb", "logger.wandb.mode=offline", "+notes.wandb_api_key=${oc.env:WANDB_API_KEY}")
+    out = Path(cfg.paths.output_dir)
+    result = train(cfg)
+    assert result["config"]["notes"]["wandb_api_key"] == "***"
+    console = capfd.readouterr()
+    assert secret not in console.out and secret not in console.err
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".ckpt" for p in files) and any("wandb" in p.parts for p in files)
+    leaks = [str(p) for p in files if secret.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert json.loads((out / "results.json").read_text())["config"]["notes"]["wandb_api_key"] == "***"
