@@ -1,0 +1,115 @@
+"""Every paper experiment composes, trains a tiny step on fixture data in the official layout, and
+records its published numbers; each experiment's own backbone builds and has the right widths."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from dml.config import config_dir
+from dml.training.run import build_model, train
+
+EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+# the default run trains one experiment of each paper (all four datasets, both backbones, every
+# sampler/loss family); the others differ only in dataset or numbers and run with -m slow
+REPRESENTATIVE = {
+    "wu2017_margin_cub",
+    "levi2020_eps_triplet_cars",
+    "levi2020_eps_margin_sop",
+    "wang2019_ms512_inshop",
+    "musgrave2020_margin_cub",
+}
+FAST = (
+    "logger=none",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+    "eval.before_training=false",
+    "eval.raw_baseline=false",
+)
+# a tiny step: the small CNN on 32 px crops, 2 classes x 2 images per batch
+TINY = (
+    "backbone=small_cnn",
+    "~backbone.net.pretrained",
+    "dataset.classes_per_batch=2",
+    "dataset.m_per_class=2",
+    "dataset.num_workers=0",
+    "dataset.transform.train={crop: 32, random_resized_crop: true, scale: [0.5, 1.0], flip: true}",
+    "dataset.transform.eval={resize: 32, crop: 32}",
+)
+
+
+def _fixture_writers() -> dict:
+    """The datasets helper's writers of tiny official layouts (tests/data/conftest.py)."""
+    path = Path(__file__).resolve().parents[1] / "data" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("dml_dataset_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {"cub200": module.make_cub, "cars196": module.make_cars, "sop": module.make_sop, "inshop": module.make_inshop}
+
+
+@pytest.fixture(scope="module")
+def data_roots(tmp_path_factory) -> dict[str, Path]:
+    roots = {}
+    for name, write in _fixture_writers().items():
+        roots[name] = tmp_path_factory.mktemp(name)
+        write(roots[name])
+    return roots
+
+
+def _experiment_cfg(compose_cfg, name: str, *overrides: str):
+    return compose_cfg(f"experiment={name}", *overrides)
+
+
+def test_every_paper_setting_has_an_experiment():
+    stems = set(EXPERIMENTS)
+    for dataset in ("cub", "cars", "sop"):
+        assert f"wu2017_margin_{dataset}" in stems
+        assert f"levi2020_eps_triplet_{dataset}" in stems and f"levi2020_eps_margin_{dataset}" in stems
+        assert f"musgrave2020_margin_{dataset}" in stems
+    for dataset in ("cub", "cars", "sop", "inshop"):
+        assert f"wang2019_ms512_{dataset}" in stems
+    assert {"wang2019_ms64_cub", "wang2019_ms64_cars"} <= stems
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_published_numbers_name_metrics_the_run_reports(compose_cfg, name):
+    cfg = _experiment_cfg(compose_cfg, name)
+    published = cfg.published
+    assert published.paper and published.method
+    reported = {f"recall@{k}" for k in cfg.dataset.metrics.ks} | {"map@r", "r_precision", "nmi", "f1"}
+    for metric, value in published.metrics.items():
+        assert metric in reported, f"{name}: published.{metric} is not a metric the run reports"
+        assert 0 < value <= 100, f"{name}: published numbers are percents as printed, got {metric}={value}"
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in REPRESENTATIVE else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS]
+)
+def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, data_roots, name):
+    cfg = _experiment_cfg(compose_cfg, name, *FAST, *TINY)
+    cfg.dataset.root = str(data_roots[cfg.dataset.name])
+    result = train(cfg)
+    assert result["global_step"] >= 1
+    saved = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
+    assert saved["config"]["published"] == OmegaConf.to_container(cfg.published)
+    assert str(cfg.monitor) in saved["metrics"]
+    for k in cfg.dataset.metrics.ks:
+        assert 0.0 <= saved["metrics"][f"recall@{k}"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["wu2017_margin_cub", "wang2019_ms64_cub"])  # ResNet-50 and BN-Inception
+def test_experiment_backbone_builds_with_its_own_widths(compose_cfg, name):
+    cfg = _experiment_cfg(compose_cfg, name, "backbone.net.pretrained=false")
+    model = build_model(cfg).eval()
+    expected = {"dml.models.TorchvisionResNet": 2048, "dml.models.BNInception": 1024}[cfg.backbone.net._target_]
+    assert model.backbone.out_features == expected
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, cfg.embedding_dim)
+    assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
