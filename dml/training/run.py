@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
@@ -106,9 +106,11 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
     )
 
 
-def build_callbacks(cfg: DictConfig | None) -> list[pl.Callback]:
-    """Instantiate every node of the `callbacks` group that names a `_target_`."""
-    return [hydra.utils.instantiate(node) for node in (cfg or {}).values() if isinstance(node, DictConfig) and "_target_" in node]
+def build_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[pl.Callback]:
+    """Instantiate every node of the `callbacks` group that names a `_target_`; progress_bar=False
+    drops progress bar callbacks (Lightning refuses one when trainer.enable_progress_bar=false)."""
+    callbacks = [hydra.utils.instantiate(node) for node in (cfg or {}).values() if isinstance(node, DictConfig) and "_target_" in node]
+    return [c for c in callbacks if progress_bar or not isinstance(c, ProgressBar)]
 
 
 def _output_dir(cfg: DictConfig) -> Path:
@@ -136,7 +138,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         module = build_module(cfg)
         module.eval_split_names = list(datamodule.eval_sets)
         loggers = build_loggers(cfg.get("logger"))
-        callbacks = build_callbacks(cfg.get("callbacks"))
+        callbacks = build_callbacks(cfg.get("callbacks"), progress_bar=bool(cfg.trainer.get("enable_progress_bar", True)))
         # checkpoints are written atomically and loaded with weights_only=True (dml.training.checkpointing)
         plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
         trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins)

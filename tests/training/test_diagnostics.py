@@ -1,0 +1,129 @@
+"""The diagnostics callbacks on tiny digits runs: pictures in <run>/plots, W&B images and histograms,
+learning rates, training curves that survive a checkpoint, images per second in the progress bar."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import wandb
+from PIL import Image
+from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.loggers import WandbLogger
+
+from dml.training import diagnostics
+from dml.training.diagnostics import EvalPlots, ImageRate, ImagesPerSecondTQDM, TrainingDiagnostics
+from dml.training.run import build_callbacks, build_datamodule, build_module, train
+from dml.viz.retrieval_grid import grid_pixels
+from dml.viz.training_curves import curves_size
+
+FAST = (
+    "logger=none",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+    "eval.before_training=false",
+    "eval.raw_baseline=false",
+)
+EVAL_SIZES = {
+    "retrieval_grid": grid_pixels(8, 5),
+    "projection": (700, 600),
+    "pair_distances": (700, 400),
+    "recall_curve": (600, 400),
+}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        im.load()
+        return im.size
+
+
+def test_default_run_writes_every_picture(compose_cfg):
+    cfg = compose_cfg(*FAST, "loss=margin", "sampler=distance_weighted")
+    train(cfg)
+    plots = Path(cfg.paths.output_dir) / "plots"
+    sizes = {p.stem: png_size(p) for p in plots.glob("*.png")}
+    # training curves: loss, learning rate, active_fraction, beta_mean panels
+    w, h = curves_size(4)
+    assert sizes == {**EVAL_SIZES, "sampled_distances": (1000, 400), "training_curves": (round(w * 100), round(h * 100))}
+    assert not [p for p in plots.iterdir() if p.is_dir()]  # every_n_epochs=0: no per-epoch folders
+
+
+def test_callbacks_over_two_epochs_with_wandb(compose_cfg, tmp_path, monkeypatch):
+    logged: list[tuple[dict, int | None]] = []
+    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.append((dict(metrics), step)))
+    cfg = compose_cfg(
+        *FAST, "trainer.max_epochs=2", "loss=margin", "loss.num_classes=5", "sampler=distance_weighted",
+        "callbacks.eval_plots.every_n_epochs=1", "callbacks.eval_plots.projection=pca",
+        "callbacks.training_diagnostics.every_n_epochs=1", "+callbacks.training_diagnostics.log_every_n_steps=1",
+        "callbacks.progress_bar.style=tqdm", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+    )
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    module = build_module(cfg)
+    module.eval_split_names = list(datamodule.eval_sets)
+    callbacks = build_callbacks(cfg.callbacks, progress_bar=True)
+    evalp, diag, bar = (next(c for c in callbacks if isinstance(c, t)) for t in (EvalPlots, TrainingDiagnostics, ProgressBar))
+    logger = WandbLogger(mode="disabled", save_dir=str(tmp_path))
+    trainer = pl.Trainer(
+        max_epochs=2, limit_train_batches=2, limit_val_batches=1, logger=logger, callbacks=callbacks, num_sanity_val_steps=0,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(tmp_path), log_every_n_steps=1,
+    )
+    trainer.fit(module, datamodule=datamodule)
+
+    plots = Path(cfg.paths.output_dir) / "plots"
+    for folder in (plots / "epoch_000", plots / "epoch_001", plots):
+        names = {p.stem for p in folder.glob("*.png")}
+        assert names == {*EVAL_SIZES, "sampled_distances", "training_curves"}, folder
+    for name, size in EVAL_SIZES.items():
+        assert png_size(plots / f"{name}.png") == size
+        # the last evaluation was drawn once, at epoch 1, and copied as the final picture
+        assert filecmp.cmp(plots / f"{name}.png", plots / "epoch_001" / f"{name}.png", shallow=False)
+    assert set(evalp.final) == set(EVAL_SIZES) and set(diag.final) == {"sampled_distances", "training_curves"}
+
+    # W&B: the pictures as images, the picked/batch distances and per-class beta as histograms
+    images = {k for m, _ in logged for k, v in m.items() if isinstance(v, list) and isinstance(v[0], wandb.Image)}
+    assert images == {f"plots/{n}" for n in (*EVAL_SIZES, "sampled_distances", "training_curves")}
+    hists = {k for m, _ in logged for k, v in m.items() if isinstance(v, wandb.Histogram)}
+    assert {"train/distances/picked_positive (all)", "train/distances/picked_negative (distance_weighted)",
+            "train/distances/batch_positive", "train/distances/batch_negative", "train/beta_class"} <= hists
+
+    # learning rates per parameter group; training curves every step (log_every_n_steps=1)
+    assert trainer.logged_metrics["train/lr/loss"] == torch.tensor(cfg.optim.loss_lr)
+    assert {"loss", "lr/head", "lr/loss", "beta_mean", "active_fraction"} <= set(diag.history)
+    assert [s for s, _ in diag.history["loss"]] == [1, 2, 3, 4]
+    assert all(0.0 <= v <= 1.0 for _, v in diag.history["active_fraction"])
+
+    # the curves go into checkpoints as plain data (weights_only loading) and come back
+    state = diag.state_dict()
+    torch.save(state, tmp_path / "state.pt")
+    restored = TrainingDiagnostics()
+    restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert restored.history == diag.history
+
+    metrics = bar.get_metrics(trainer, module)
+    assert isinstance(bar, ImagesPerSecondTQDM)
+    assert float(metrics["img/s"]) > 0 and float(metrics["eval img/s"]) > 0
+
+
+def test_progress_bar_dropped_when_the_trainer_has_none(compose_cfg):
+    cfg = compose_cfg()
+    assert any(isinstance(c, ProgressBar) for c in build_callbacks(cfg.callbacks, progress_bar=True))
+    assert not any(isinstance(c, ProgressBar) for c in build_callbacks(cfg.callbacks, progress_bar=False))
+
+
+def test_image_rate_over_a_window(monkeypatch):
+    clock = iter([0.0, 1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(diagnostics.time, "perf_counter", lambda: next(clock))
+    rate = ImageRate(window=2)
+    rate.start()  # t=0
+    assert rate.rate() is None
+    rate.add(10)  # t=1
+    rate.add(30)  # t=2
+    assert rate.rate() == 20.0
+    rate.add(50)  # t=3: the window keeps the last 2 batches, timed from t=1
+    assert rate.rate() == 40.0
