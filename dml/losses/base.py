@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from dml.distances import in_compute_dtype, pairwise_distance
-from dml.samplers.tuples import Tuples, check_tuples
+from dml.samplers.tuples import Tuples, check_batch, check_tuples
 
 
 class TupleLoss(nn.Module):
@@ -28,20 +28,9 @@ class TupleLoss(nn.Module):
         tuples: Tuples | None = None,
         distances: Tensor | None = None,
     ) -> Tensor:
-        if embeddings.dim() != 2:
-            raise ValueError(f"embeddings must be [B, D], got shape {tuple(embeddings.shape)}")
-        batch = embeddings.shape[0]
-        if labels.dim() != 1 or labels.shape[0] != batch:
-            raise ValueError(
-                f"labels must be a 1-D tensor of length {batch} (one per embedding), "
-                f"got shape {tuple(labels.shape)}"
-            )
+        batch = check_batch(embeddings, labels, distances)
         if distances is None:
             distances = pairwise_distance(embeddings)
-        elif distances.shape != (batch, batch):
-            raise ValueError(
-                f"distances must be the [{batch}, {batch}] matrix of the batch, got shape {tuple(distances.shape)}"
-            )
         distances = in_compute_dtype(distances)
         if labels.device != distances.device:
             labels = labels.to(distances.device)

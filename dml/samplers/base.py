@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from dml.distances import in_compute_dtype, pairwise_distance
-from dml.samplers.tuples import Tuples
+from dml.samplers.tuples import Tuples, check_batch
 
 
 class BaseSampler:
@@ -58,23 +58,11 @@ class BaseSampler:
         self, embeddings: Tensor, labels: Tensor, distances: Tensor | None = None
     ) -> Tuples:
         """Tuples of batch indices for embeddings [B, D] and labels [B]; distances: optional [B, B]."""
-        if embeddings.dim() != 2:
-            raise ValueError(f"embeddings must be [B, D], got shape {tuple(embeddings.shape)}")
-        batch = embeddings.shape[0]
-        if labels.dim() != 1 or labels.shape[0] != batch:
-            raise ValueError(
-                f"labels must be a 1-D tensor of length {batch} (one per embedding), "
-                f"got shape {tuple(labels.shape)}"
-            )
+        check_batch(embeddings, labels, distances)
         with torch.no_grad():
             if distances is None:
                 distances = pairwise_distance(embeddings.detach())
             else:
-                if distances.shape != (batch, batch):
-                    raise ValueError(
-                        f"distances must be the [{batch}, {batch}] matrix of the batch, "
-                        f"got shape {tuple(distances.shape)}"
-                    )
                 distances = in_compute_dtype(distances.detach())
             if labels.device != distances.device:
                 labels = labels.to(distances.device)

@@ -33,6 +33,24 @@ class Pairs(NamedTuple):
 Tuples = Triplets | Pairs
 
 
+def check_batch(embeddings: Tensor, labels: Tensor, distances: Tensor | None = None) -> int:
+    """Batch size B after checking embeddings [B, D], labels [B] and distances [B, B] (if given)."""
+    if embeddings.dim() != 2:
+        raise ValueError(f"embeddings must be [B, D], got shape {tuple(embeddings.shape)}")
+    batch = embeddings.shape[0]
+    if labels.dim() != 1 or labels.shape[0] != batch:
+        raise ValueError(
+            f"labels must be a 1-D tensor of length {batch} (one per embedding), "
+            f"got shape {tuple(labels.shape)}"
+        )
+    if distances is not None and distances.shape != (batch, batch):
+        raise ValueError(
+            f"distances must be the [{batch}, {batch}] matrix of the batch, "
+            f"got shape {tuple(distances.shape)}"
+        )
+    return batch
+
+
 def class_masks(labels: Tensor, ref_labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Boolean masks of anchors [B] against references [N] (default: the batch itself).
 
