@@ -25,6 +25,9 @@ def evaluate_embeddings(
     Call as `evaluate_embeddings(q, ql, g, gl, **cfg.dataset.metrics)`. With a gallery, the
     clustering runs on query and gallery together (all the eval set's embeddings).
     """
+    for name, flag in (("nmi", nmi), ("retrieval", retrieval)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"metrics.{name} must be true or false, got {flag!r}")
     out: dict[str, float | int] = {}
     if retrieval:
         out.update(retrieval_metrics(query, query_labels, gallery, gallery_labels, ks=ks))

@@ -43,7 +43,9 @@ def _faiss():
 def faiss_gpu_available() -> bool:
     """True when the installed faiss was built with GPU support and sees at least one GPU."""
     faiss = _faiss()
-    return bool(faiss is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0)
+    return bool(
+        faiss is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    )
 
 
 def choose_backend(backend: str, k: int) -> str:
@@ -51,7 +53,9 @@ def choose_backend(backend: str, k: int) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown kNN backend {backend!r}; choose one of {BACKENDS}")
     if backend == "faiss" and _faiss() is None:
-        raise ValueError("backend='faiss' but faiss is not installed: pip install faiss-cpu (or faiss-gpu)")
+        raise ValueError(
+            "backend='faiss' but faiss is not installed: pip install faiss-cpu (or faiss-gpu)"
+        )
     if backend != "auto":
         return backend
     if faiss_gpu_available() and k + 2 <= FAISS_GPU_MAX_K:
@@ -270,7 +274,9 @@ def iter_knn_arrays(
     self_mode = gallery is None
     available = len(query if self_mode else gallery) - int(self_mode)
     if not 1 <= k <= available:
-        raise ValueError(f"k={k} neighbours requested but the gallery has {available} candidate(s) per query")
+        raise ValueError(
+            f"k={k} neighbours requested but the gallery has {available} candidate(s) per query"
+        )
     backend = choose_backend(backend, k)
     if backend == "torch":
         yield from _torch_chunks(query, gallery, k, self_mode, int(chunk_size or TILE))
@@ -294,7 +300,11 @@ def nearest_neighbors(
     from dml.metrics.inputs import unit_rows
 
     q = unit_rows(as_embeddings(query, "query"), "query")
-    g = None if gallery is None else unit_rows(as_embeddings(gallery, "gallery", dim=q.shape[1]), "gallery")
+    g = (
+        None
+        if gallery is None
+        else unit_rows(as_embeddings(gallery, "gallery", dim=q.shape[1]), "gallery")
+    )
     parts = list(iter_knn_arrays(q, int(k), g, backend=backend, chunk_size=chunk_size))
     return np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
 
@@ -317,7 +327,7 @@ def first_match_rank(
     g = torch.from_numpy(query if self_mode else gallery).to(device)
     gcodes = torch.from_numpy(query_codes if self_mode else gallery_codes).to(device)
     cols = torch.arange(len(g), device=device)
-    chunk = int(chunk_size or max(1, (RUNNING_BYTES // 2) // (4 * len(g))))
+    chunk = int(chunk_size or max(1, (RUNNING_BYTES // 8) // (4 * len(g))))  # ~32 MiB of sims
     out = []
     for c0, c1 in _spans(len(rows), chunk):
         r = torch.from_numpy(rows[c0:c1]).to(device)

@@ -24,4 +24,6 @@ def test_unknown_option_is_an_error(ref):
     x, labels = ref.clustered(50, 4, 3, noise=0.5, seed=33)
     with pytest.raises(TypeError, match="nmii"):
         evaluate_embeddings(x, labels, nmii=True)
+    with pytest.raises(ValueError, match="metrics.nmi must be true or false"):
+        evaluate_embeddings(x, labels, nmi="final")
     assert np.isfinite(evaluate_embeddings(x, labels, retrieval=False)["nmi"])

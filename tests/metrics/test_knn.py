@@ -65,10 +65,16 @@ def test_first_match_rank_counts_ties_by_index(ref):
     rows = np.arange(120)
     has_pos = np.array([(labels == labels[i]).sum() > 1 for i in rows])
     rows = rows[has_pos]
-    got = first_match_rank(x, labels, rows)
     ranking = ref.ranking(x, None)
     want = [int(np.argmax(labels[ranking[i]] == labels[i])) for i in rows]
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(first_match_rank(x, labels, rows), want)
+    np.testing.assert_array_equal(first_match_rank(x, labels, rows, chunk_size=7), want)
+    q, g = x[:50], x[50:]
+    has_pos = np.isin(labels[:50], labels[50:])
+    rows = np.flatnonzero(has_pos)
+    ranking = ref.ranking(q, g)
+    want = [int(np.argmax(labels[50:][ranking[i]] == labels[i])) for i in rows]
+    np.testing.assert_array_equal(first_match_rank(q, labels[:50], rows, g, labels[50:], chunk_size=9), want)
 
 
 @pytest.mark.parametrize("self_mode", [True, False])
