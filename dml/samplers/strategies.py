@@ -1,7 +1,7 @@
 """Positive and negative selection strategies, vectorised over the batch (no loop over anchors).
 
 positive: all | easy | hard | random  -> positive pairs (a, p)
-negative: random | hard | semihard | distance_weighted | all  -> Triplets (a, p, n)
+negative: random | hard | semihard | distance_weighted -> Triplets (a, p, n); all -> Pairs
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from torch import Tensor
 
 from dml.distances import in_compute_dtype
 from dml.samplers.distance_weighted import distance_weighted_weights
-from dml.samplers.tuples import Triplets
+from dml.samplers.tuples import Pairs, Triplets
 
 POSITIVE_STRATEGIES = ("all", "easy", "hard", "random")
 NEGATIVE_STRATEGIES = ("random", "hard", "semihard", "distance_weighted", "all")
@@ -66,11 +66,18 @@ def select_negatives(
     margin: float = 0.2,
     cutoff: float = 0.5,
     nonzero_loss_cutoff: float = 1.4,
-) -> Triplets:
-    """Negatives for each positive pair (a, p); every anchor in `a` must have an other-class item."""
+) -> Triplets | Pairs:
+    """Negatives for each positive pair (a, p); every anchor in `a` must have an other-class item.
+
+    `all` returns Pairs: the positive pairs and every negative pair of their anchors. That is
+    every triplet without writing each out (a triplet loss forms them all from shared anchors),
+    and a pair loss sees each pair once, exactly as with no sampler.
+    """
     if strategy == "all":
-        rows, n = negative_mask[a].nonzero(as_tuple=True)
-        return Triplets(a[rows], p[rows], n)
+        is_anchor = torch.zeros(negative_mask.shape[0], dtype=torch.bool, device=a.device)
+        is_anchor[a] = True
+        na, n = (negative_mask & is_anchor.unsqueeze(1)).nonzero(as_tuple=True)
+        return Pairs(a, p, na, n)
     if strategy == "random":
         n = draw(negative_mask, a, generator)
     elif strategy == "hard":  # nearest other-class item of the anchor

@@ -11,11 +11,12 @@ from dml.samplers.strategies import (
     select_negatives,
     select_positives,
 )
-from dml.samplers.tuples import Triplets, class_masks
+from dml.samplers.tuples import Pairs, Triplets, class_masks
 
 
 class TupleSampler(BaseSampler):
-    """Positive strategy x negative strategy (DESIGN section 4); returns Triplets.
+    """Positive strategy x negative strategy (DESIGN section 4); returns Triplets (Pairs for
+    negative="all": the chosen positive pairs and every negative pair of their anchors).
 
     positive: all | easy | hard | random. negative: random | hard | semihard | distance_weighted | all.
     margin: the semihard band d_ap < d_an < d_ap + margin. cutoff, nonzero_loss_cutoff:
@@ -54,13 +55,13 @@ class TupleSampler(BaseSampler):
 
     def sample(
         self, distances: Tensor, labels: Tensor, dim: int, ref_labels: Tensor | None = None
-    ) -> Triplets:
+    ) -> Triplets | Pairs:
         positive_mask, negative_mask = class_masks(labels, ref_labels)
         # an anchor needs a positive and a negative (a batch of one class yields no triplet)
         positive_mask &= negative_mask.any(dim=1, keepdim=True)
         generator = self.generator(distances.device)
         a, p = select_positives(self.positive, distances, positive_mask, generator)
-        triplets = select_negatives(
+        tuples = select_negatives(
             self.negative,
             distances,
             negative_mask,
@@ -72,8 +73,8 @@ class TupleSampler(BaseSampler):
             cutoff=self.cutoff,
             nonzero_loss_cutoff=self.nonzero_loss_cutoff,
         )
-        self._last = (distances, triplets)
-        return triplets
+        self._last = (distances, tuples)
+        return tuples
 
     def __repr__(self) -> str:
         return f"TupleSampler(positive={self.positive!r}, negative={self.negative!r})"

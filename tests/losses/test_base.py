@@ -122,3 +122,12 @@ def test_bad_input_names_the_problem(make_batch):
         loss(x, labels, bad)
     with pytest.raises(IndexError, match="99"):  # Triplets (a sampler's output) meet torch's check
         loss(x, labels, Triplets(*bad))
+
+
+@pytest.mark.parametrize("loss_name", LOSSES)
+def test_all_sampler_equals_no_sampler(make_batch, loss_name):
+    x, labels = make_batch(classes=5, per_class=4, dim=16)
+    e = F.normalize(x, dim=1)
+    loss = build("loss", loss_name)
+    with_sampler = loss(e, labels, build("sampler", "all")(e, labels))
+    assert with_sampler.item() == pytest.approx(loss(e, labels).item(), abs=1e-12)

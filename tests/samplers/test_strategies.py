@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dml.distances import pairwise_distance
-from dml.samplers import TupleSampler
+from dml.samplers import Pairs, Triplets, TupleSampler, all_pairs, to_pairs, to_triplets
 from dml.samplers.strategies import NEGATIVE_STRATEGIES, POSITIVE_STRATEGIES, draw
 
 
@@ -59,7 +59,9 @@ def test_semihard_inequality_and_fallback(make_batch):
 
 def test_all_negatives_are_every_valid_triplet(make_batch):
     x, labels, _ = setup(make_batch, classes=3, per_class=3)
-    a, p, n = TupleSampler("all", "all")(x, labels)
+    tuples = TupleSampler("all", "all")(x, labels)
+    assert isinstance(tuples, Pairs)  # compact: every pair once
+    a, p, n = to_triplets(tuples)
     got = set(zip(a.tolist(), p.tolist(), n.tolist(), strict=True))
     want = {
         (i, j, k)
@@ -69,6 +71,15 @@ def test_all_negatives_are_every_valid_triplet(make_batch):
         if i != j and labels[i] == labels[j] and labels[k] != labels[i]
     }
     assert got == want and len(a) == len(want)
+    # the same tuples as no sampler at all
+    assert all(torch.equal(u, v) for u, v in zip(tuples, all_pairs(labels), strict=True))
+
+
+def test_one_positive_with_all_negatives(make_batch):
+    x, labels, d = setup(make_batch, classes=3, per_class=3)
+    pa, p, na, n = TupleSampler("easy", "all")(x, labels)
+    assert len(pa) == 9 and len(na) == 9 * 6
+    assert set(na.tolist()) == set(pa.tolist()) and (labels[na] != labels[n]).all()
 
 
 @pytest.mark.parametrize("positive", POSITIVE_STRATEGIES)
@@ -76,16 +87,20 @@ def test_all_negatives_are_every_valid_triplet(make_batch):
 def test_every_combination_gives_valid_triplets(make_batch, positive, negative):
     x, labels = make_batch(classes=5, per_class=3, dim=16)
     sampler = TupleSampler(positive, negative, seed=1)
-    a, p, n = sampler(x, labels)
+    tuples = sampler(x, labels)
+    a, p, n = to_triplets(tuples)
     assert a.dtype == p.dtype == n.dtype == torch.long
     assert len(a) == len(p) == len(n) > 0
     assert (a != p).all() and (labels[a] == labels[p]).all() and (labels[a] != labels[n]).all()
     per_anchor = 2 if positive == "all" else 1
     if negative != "all":
-        assert len(a) == len(labels) * per_anchor
+        assert isinstance(tuples, Triplets) and len(a) == len(labels) * per_anchor
+    else:
+        assert isinstance(tuples, Pairs) and len(a) == len(labels) * per_anchor * 12
     d = pairwise_distance(x)
-    assert torch.equal(sampler.last_distances["positive"], d[a, p])
-    assert torch.equal(sampler.last_distances["negative"], d[a, n])
+    pa, pp, na, nn = to_pairs(tuples)
+    assert torch.equal(sampler.last_distances["positive"], d[pa, pp])
+    assert torch.equal(sampler.last_distances["negative"], d[na, nn])
 
 
 def test_random_strategies_cover_their_choices(make_batch):
@@ -128,9 +143,9 @@ def test_class_with_one_image_is_negative_only(make_batch):
     labels = torch.tensor([0, 0, 0, 1, 2, 2, 2, 2])  # image 3 is alone in its class
     for positive in POSITIVE_STRATEGIES:
         for negative in NEGATIVE_STRATEGIES:
-            a, p, n = TupleSampler(positive, negative, seed=0)(x, labels)
+            a, p, n = to_triplets(TupleSampler(positive, negative, seed=0)(x, labels))
             assert len(a) > 0 and 3 not in a.tolist() and 3 not in p.tolist()
-    a, p, n = TupleSampler("all", "all")(x, labels)
+    pa, p, na, n = TupleSampler("all", "all")(x, labels)
     assert 3 in n.tolist()
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dml.distances import pairwise_distance
-from dml.samplers import TupleSampler
+from dml.samplers import TupleSampler, to_triplets
 
 
 def test_precomputed_distances_give_the_same_tuples(make_batch):
@@ -81,7 +81,7 @@ def test_references_beyond_the_batch(make_batch):
     d = pairwise_distance(x, ref)
     for negative in ("all", "hard", "semihard", "distance_weighted", "random"):
         sampler = TupleSampler("all", negative, seed=0)
-        a, p, n = sampler.sample(d, labels, 8, ref_labels=ref_labels)
+        a, p, n = to_triplets(sampler.sample(d, labels, 8, ref_labels=ref_labels))
         assert (a < 12).all() and (a != p).all()
         assert (labels[a] == ref_labels[p]).all() and (labels[a] != ref_labels[n]).all()
         assert len(set(zip(a.tolist(), p.tolist(), strict=True))) == 12 * (2 + 2)
