@@ -255,8 +255,12 @@ class TrainingDiagnostics(pl.Callback):
         self.dim: int | None = None
         self.final: dict[str, Path] = {}
         self._upper: torch.Tensor | None = None
+        self._to_wandb = False
 
     # -- collection --
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._to_wandb = self.log_to_wandb and trainer.is_global_zero and bool(wandb_loggers(trainer))
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.picked.reset()
         self.batch.reset()
@@ -275,9 +279,9 @@ class TrainingDiagnostics(pl.Callback):
             self._upper = torch.ones(n, n, dtype=torch.bool, device=distances.device).triu_(1)
         same = labels[:, None] == labels[None, :]
         for kind, mask in (("positive", same & self._upper), ("negative", ~same & self._upper)):
-            values = distances[mask]
-            self.batch.add(kind, values)
-            self.window.add(f"batch_{kind}", values)
+            self.batch.add(kind, distances, mask)
+            if self._to_wandb:
+                self.window.add(f"batch_{kind}", distances, mask)
 
     def on_train_batch_end(
         self,
@@ -292,7 +296,8 @@ class TrainingDiagnostics(pl.Callback):
         ).items():
             if torch.is_tensor(values):
                 self.picked.add(kind, values)
-                self.window.add(f"picked_{kind} ({self.strategies.get(kind, kind)})", values)
+                if self._to_wandb:
+                    self.window.add(f"picked_{kind} ({self.strategies.get(kind, kind)})", values)
         last_batch = getattr(pl_module, "last_batch", None)
         if last_batch is not None:
             self._add_batch_pairs(*last_batch)
@@ -334,7 +339,7 @@ class TrainingDiagnostics(pl.Callback):
         for name, value in values.items():
             if np.isfinite(value):
                 self.history.setdefault(name, []).append((step, value))
-        if self.log_to_wandb and trainer.is_global_zero and wandb_loggers(trainer):
+        if self._to_wandb:
             self._log_histograms(trainer, pl_module, step)
         self.window.reset()
 
@@ -368,6 +373,8 @@ class TrainingDiagnostics(pl.Callback):
             )
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.last_epoch_counts is None and self.picked:  # stopped before an epoch ended
+            self.last_epoch_counts = (self.picked.counts(), self.batch.counts())
         if trainer.is_global_zero:
             self.final = self.save_plots(
                 trainer, plots_dir(trainer, self.dirpath), max(trainer.current_epoch - 1, 0)

@@ -19,27 +19,31 @@ def bin_edges(bins: int = BINS) -> np.ndarray:
     return np.linspace(0.0, D_MAX, bins + 1)
 
 
-def distance_counts(distances: Tensor, bins: int = BINS) -> Tensor:
-    """Counts [bins] of `distances` (any shape) in equal bins on [0, 2], on their device, no sync."""
+def distance_counts(distances: Tensor, bins: int = BINS, mask: Tensor | None = None) -> Tensor:
+    """Counts [bins] (float) of `distances` (any shape; only where `mask` is True) in equal bins on
+    [0, 2], values outside in the end bins. Computed on their device without a host sync (no
+    boolean indexing), so it can run every training step."""
     d = distances.detach().flatten().float()
-    return torch.histc(d.clamp(0.0, D_MAX), bins=bins, min=0.0, max=D_MAX)
+    idx = (d * (bins / D_MAX)).long().clamp_(0, bins - 1)
+    weights = torch.ones_like(d) if mask is None else mask.detach().flatten().to(d.dtype)
+    return torch.zeros(bins, dtype=d.dtype, device=d.device).scatter_add_(0, idx, weights)
 
 
 class DistanceHistograms:
-    """Named running histograms (e.g. 'picked negative'): `add(name, distances)`, `counts()`, `reset()`."""
+    """Named running histograms (e.g. 'picked negative'): `add(name, distances, mask=None)`, `counts()`, `reset()`."""
 
     def __init__(self, bins: int = BINS) -> None:
         self.bins = int(bins)
         self._counts: dict[str, Tensor] = {}
 
-    def add(self, name: str, distances: Tensor) -> None:
-        counts = distance_counts(distances, self.bins)
+    def add(self, name: str, distances: Tensor, mask: Tensor | None = None) -> None:
+        counts = distance_counts(distances, self.bins, mask)
         prev = self._counts.get(name)
         self._counts[name] = counts if prev is None else prev + counts.to(prev.device)
 
     def counts(self) -> dict[str, np.ndarray]:
         """The accumulated counts as NumPy arrays (one device sync per histogram)."""
-        return {k: v.cpu().numpy().astype(np.int64) for k, v in self._counts.items()}
+        return {k: v.cpu().round().numpy().astype(np.int64) for k, v in self._counts.items()}
 
     def reset(self) -> None:
         self._counts = {}

@@ -41,18 +41,17 @@ def pair_distance_counts(
     if gallery is None:
         d = pairwise_distance(q)
         same = ql[:, None] == ql[None, :]
-        upper = torch.triu(torch.ones_like(same), diagonal=1)
-        pos, neg = d[same & upper], d[~same & upper]
+        pair = torch.ones_like(same).triu_(1)
     else:
         g = torch.as_tensor(gallery).float()
         gi = _subsample(len(g), max_points, rng)
         gl = torch.as_tensor(np.asarray(gallery_labels))[gi]
         d = pairwise_distance(q, g[gi])
         same = ql[:, None] == gl[None, :]
-        pos, neg = d[same], d[~same]
+        pair = torch.ones_like(same)
     return {
-        "positive pairs": distance_counts(pos, bins).numpy().astype(np.int64),
-        "negative pairs": distance_counts(neg, bins).numpy().astype(np.int64),
+        "positive pairs": distance_counts(d, bins, same & pair).numpy().round().astype(np.int64),
+        "negative pairs": distance_counts(d, bins, ~same & pair).numpy().round().astype(np.int64),
     }
 
 

@@ -24,3 +24,10 @@ def test_density_integrates_to_one_and_empty_stays_zero():
     edges = bin_edges(10)
     assert np.isclose((density(np.arange(10), edges) * np.diff(edges)).sum(), 1.0)
     assert not density(np.zeros(10), edges).any()
+
+
+def test_mask_counts_only_the_selected_entries(rng):
+    d = torch.as_tensor(rng.uniform(0, 2, (30, 30)), dtype=torch.float32)
+    mask = torch.as_tensor(rng.random((30, 30)) < 0.3)
+    expected, _ = np.histogram(d[mask].numpy(), bins=bin_edges(25))
+    assert np.array_equal(distance_counts(d, bins=25, mask=mask).numpy(), expected)
