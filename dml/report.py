@@ -1,0 +1,381 @@
+"""Paper-style result tables from the results.json files that dml-train writes.
+
+Runs are grouped by their resolved config minus the seed (and minus settings that do not change
+the method: paths, loggers, workers, ...), so a group's runs are repeats of one method over seeds;
+each group becomes a row with the mean and standard deviation of every metric, in percent as the
+papers print them. An experiment's `published` node (its paper's numbers, carried in the run's
+config) becomes a row beside ours. One table per dataset, in markdown, LaTeX or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FORMATS = ("markdown", "latex", "csv")
+
+# config keys (dotted, fnmatch patterns) that do not change what a run measures
+IGNORED = (
+    "seed",
+    "*.seed",
+    "published",
+    "published.*",
+    "paths.*",
+    "hydra.*",
+    "logger",
+    "logger.*",
+    "callbacks",
+    "callbacks.*",
+    "eval.*",
+    "ckpt_path",
+    "resume",
+    "task_name",
+    "compile",
+    "channels_last",
+    "nonfinite*",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "dataset.num_workers",
+    "*.root",
+    "*.cache_dir",
+    "*.cache_size",
+    "*.draft",
+    "*.skip_bad_images",
+)
+# metrics that are counts, not scores
+_COUNTS = re.compile(r"^(num_|queries_)")
+_ORDER = ("map@r", "r_precision", "nmi", "f1")
+_HEADERS = {"map@r": "MAP@R", "r_precision": "RP", "nmi": "NMI", "f1": "F1"}
+
+
+class ReportError(ValueError):
+    """A path or file the report cannot use; the message names it."""
+
+
+@dataclass
+class RunResult:
+    """One run: its results.json, the run's command-line overrides (when Hydra saved them)."""
+
+    path: Path
+    dataset: str
+    metrics: dict[str, float]
+    config: dict[str, Any]
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+
+@dataclass
+class Row:
+    method: str
+    source: str  # "ours" or "published"
+    n: int | None
+    values: dict[str, tuple[float, float | None]]  # metric -> (mean, std) in percent
+    config: str
+    runs: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Table:
+    dataset: str
+    columns: list[str]
+    rows: list[Row]
+    common: str = ""  # the overrides every row shares (a row's command: common + its own config)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+def find_results(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """results.json files named directly or found (recursively) under folders, in path order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(path.rglob("results.json")))
+        else:
+            raise ReportError(f"{path} does not exist (give run folders, multirun folders or results.json files)")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    file = run_dir / ".hydra" / "overrides.yaml"
+    if not file.is_file():
+        return []
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError:
+        return []
+    return [str(o) for o in data] if isinstance(data, list) else []
+
+
+def load_run(path: str | os.PathLike) -> RunResult:
+    """Read one results.json (and the run's .hydra/overrides.yaml when present)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path}: not a readable results.json ({err})") from err
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+        raise ReportError(f"{path}: no `metrics` mapping; is it a dml-train results.json?")
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    dataset = str(data.get("dataset") or config.get("dataset", {}).get("name", "unknown"))
+    metrics = {k: float(v) for k, v in data["metrics"].items() if isinstance(v, (int, float))}
+    return RunResult(path, dataset, metrics, config, _overrides(path.parent))
+
+
+def load_runs(paths: Iterable[str | os.PathLike]) -> list[RunResult]:
+    """Every run under `paths`; runs that never finished an evaluation (no metrics) are left out."""
+    files = find_results(paths)
+    if not files:
+        raise ReportError(f"no results.json under {', '.join(map(str, paths))}")
+    return [run for run in map(load_run, files) if run.metrics]
+
+
+# ---- grouping --------------------------------------------------------------------------------
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    if not isinstance(config, dict):
+        return {prefix: config} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def method_key(run: RunResult, ignore: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """The run's config minus seeds, paths and other settings that leave the method unchanged."""
+    patterns = tuple(IGNORED) + tuple(ignore)
+    run_dir = str(run.run_dir)
+    items = []
+    for key, value in flatten(run.config).items():
+        if any(fnmatchcase(key, p) for p in patterns):
+            continue
+        if isinstance(value, str) and run_dir in value:
+            continue
+        items.append((key, json.dumps(value, sort_keys=True)))
+    return (("dataset", run.dataset), *sorted(items))
+
+
+def _without_seed(overrides: Iterable[str]) -> list[str]:
+    return [o for o in overrides if not re.match(r"^[+~]*seed=", o) and not o.startswith("hydra.")]
+
+
+def _short(value: str) -> str:
+    value = json.loads(value)
+    if isinstance(value, str) and value.count(".") >= 1 and value.split(".")[0] in ("dml", "torch", "pytorch_metric_learning"):
+        return value.rsplit(".", 1)[-1]  # a _target_ class path: its class name
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _pretty(override: str) -> str:
+    """`loss.margin=0.2526224207` -> `loss.margin=0.2526` (labels only; configs stay exact)."""
+    key, sep, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}{sep}{number:.4g}" if "." in value or "e" in value.lower() else override
+
+
+def _group_overrides(group: list[RunResult]) -> list[str]:
+    """The overrides every run of a group shares, seed left out, in command-line order."""
+    shared = set.intersection(*(set(_without_seed(r.overrides)) for r in group))
+    return [o for o in _without_seed(group[0].overrides) if o in shared]
+
+
+def _labels(groups: list[list[RunResult]], keys: list[dict[str, str]], distinct: list[list[str]]) -> list[str]:
+    """A short name per group: its experiment's method, else what sets it apart from the other rows."""
+    methods = [str((g[0].config.get("published") or {}).get("method") or "") for g in groups]
+    if all(methods) and len(set(methods)) == len(methods):
+        return methods
+    if len(groups) == 1:
+        return ["ours"]
+    labels = [" ".join(_pretty(o) for o in d) for d in distinct]
+    if all(labels) and len(set(labels)) == len(labels):
+        return labels
+    shared = set.intersection(*(set(k.items()) for k in keys))
+    out = []
+    for k in keys:
+        differing = sorted(item for item in k.items() if item not in shared)
+        targets = [(key, v) for key, v in differing if key.endswith("._target_")]
+        rest = [(key, v) for key, v in differing if not key.endswith("._target_")]
+        parts = [f"{key.removesuffix('._target_')}={_short(v)}" for key, v in targets]
+        parts += [_pretty(f"{key}={_short(v)}") for key, v in rest]
+        out.append(" ".join(parts) or "ours")
+    return out
+
+
+def _metric_order(names: Iterable[str]) -> list[str]:
+    names = {n for n in names if not _COUNTS.match(n)}
+    recalls = sorted((n for n in names if n.startswith("recall@")), key=lambda n: int(n.split("@")[1]))
+    known = [n for n in _ORDER if n in names]
+    rest = sorted(names - set(recalls) - set(known))
+    return recalls + known + rest
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def summarize(
+    runs: Sequence[RunResult], ignore: Sequence[str] = (), metrics: Sequence[str] | None = None
+) -> list[Table]:
+    """One table per dataset: a row per method (mean ± std over its runs), published rows beside."""
+    by_dataset: dict[str, dict[tuple, list[RunResult]]] = {}
+    for run in runs:
+        by_dataset.setdefault(run.dataset, {}).setdefault(method_key(run, ignore), []).append(run)
+    tables = []
+    for dataset, grouped in by_dataset.items():
+        groups = list(grouped.values())
+        keys = [dict(k) for k in grouped]
+        overrides = [_group_overrides(g) for g in groups]
+        common = [o for o in overrides[0] if all(o in other for other in overrides[1:])]
+        distinct = [[o for o in ov if o not in common] for ov in overrides]
+        labels = _labels(groups, keys, distinct)
+        rows: list[Row] = []
+        seen_published: set[str] = set()
+        for label, group, own in zip(labels, groups, distinct, strict=True):
+            config = " ".join(own)
+            published = group[0].config.get("published") or {}
+            numbers = {k: float(v) for k, v in (published.get("metrics") or {}).items()}
+            if numbers:
+                ident = json.dumps(published, sort_keys=True)
+                if ident not in seen_published:
+                    seen_published.add(ident)
+                    name = f"{published.get('paper', 'published')} (published)"
+                    rows.append(Row(name, "published", None, {k: (v, None) for k, v in numbers.items()}, config))
+            values = {}
+            for name in set().union(*(r.metrics for r in group)):
+                got = [100.0 * r.metrics[name] for r in group if name in r.metrics]
+                values[name] = _mean_std(got)
+            rows.append(Row(label, "ours", len(group), values, config, [r.run_dir for r in group]))
+        columns = _metric_order(set().union(*(row.values for row in rows)))
+        if metrics:
+            unknown = [m for m in metrics if m not in columns]
+            if unknown:
+                raise ReportError(f"--metrics {','.join(unknown)}: not reported for {dataset}; available: {', '.join(columns)}")
+            columns = list(metrics)
+        tables.append(Table(dataset, columns, rows, " ".join(common)))
+    return tables
+
+
+# ---- rendering -------------------------------------------------------------------------------
+def header(metric: str) -> str:
+    if metric.startswith("recall@"):
+        return "R@" + metric.split("@", 1)[1]
+    return _HEADERS.get(metric, metric)
+
+
+def _cell(value: tuple[float, float | None] | None, pm: str = " ± ") -> str:
+    if value is None:
+        return "–"
+    mean, std = value
+    return f"{mean:.1f}" if std is None else f"{mean:.1f}{pm}{std:.1f}"
+
+
+def _markdown(tables: list[Table]) -> str:
+    out = []
+    for t in tables:
+        head = ["method", "n", *map(header, t.columns), "config"]
+        out.append(f"### {t.dataset}\n")
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|---|---:|" + "---:|" * len(t.columns) + "---|")
+        for r in t.rows:
+            cells = [r.method.replace("|", "\\|"), "–" if r.n is None else str(r.n)]
+            cells += [_cell(r.values.get(c)) for c in t.columns]
+            cells.append(f"`{r.config}`" if r.config else "")
+            out.append("| " + " | ".join(cells) + " |")
+        if t.common:
+            out.append(f"\nEvery row: `{t.common}` (plus its own config).")
+        out.append("")
+    out.append("Percent; mean ± standard deviation over the n runs (seeds) of each row.")
+    return "\n".join(out) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex(tables: list[Table]) -> str:
+    out = []
+    for t in tables:
+        out.append("% dml-report: percent, mean $\\pm$ std over the n runs of each row")
+        out.append("\\begin{table}[t]\n\\centering")
+        out.append(f"\\caption{{{_tex(t.dataset)}}}")
+        out.append("\\begin{tabular}{ll" + "r" * len(t.columns) + "}\n\\toprule")
+        out.append(" & ".join(["Method", "n", *(_tex(header(c)) for c in t.columns)]) + " \\\\\n\\midrule")
+        for r in t.rows:
+            cells = [_tex(r.method), "--" if r.n is None else str(r.n)]
+            cells += [_cell(r.values.get(c), " $\\pm$ ").replace("–", "--") for c in t.columns]
+            out.append(" & ".join(cells) + " \\\\")
+        out.append("\\bottomrule\n\\end{tabular}")
+        configs = [f"{_tex(r.method)}: \\texttt{{{_tex(r.config)}}}" for r in t.rows if r.source == "ours"]
+        out.append("% configs: " + "; ".join(configs))
+        if t.common:
+            out.append(f"% every row: {_tex(t.common)}")
+        out.append("\\end{table}\n")
+    return "\n".join(out)
+
+
+def _csv(tables: list[Table]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = list(dict.fromkeys(c for t in tables for c in t.columns))
+    writer.writerow(["dataset", "method", "source", "n", *[f"{c}{s}" for c in columns for s in ("", "_std")], "config"])
+    for t in tables:
+        for r in t.rows:
+            cells: list[Any] = [t.dataset, r.method, r.source, "" if r.n is None else r.n]
+            for c in columns:
+                mean, std = r.values.get(c, (None, None))
+                cells += ["" if mean is None else round(mean, 4), "" if std is None else round(std, 4)]
+            writer.writerow([*cells, " ".join(x for x in (t.common, r.config) if x)])  # the row's whole command
+    return buffer.getvalue()
+
+
+def render(tables: list[Table], fmt: str = "markdown") -> str:
+    """The tables as markdown, LaTeX (booktabs) or CSV text."""
+    renderers = {"markdown": _markdown, "latex": _latex, "csv": _csv}
+    if fmt not in renderers:
+        raise ReportError(f"--format {fmt!r} is not one of {FORMATS}")
+    return renderers[fmt](tables)
+
+
+def report(
+    paths: Iterable[str | os.PathLike],
+    fmt: str = "markdown",
+    metrics: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
+) -> str:
+    """Read the runs under `paths` and render their tables (the whole of `dml-report`'s table)."""
+    return render(summarize(load_runs(paths), ignore=ignore, metrics=metrics), fmt)
