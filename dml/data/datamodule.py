@@ -125,6 +125,18 @@ class DMLDataModule(pl.LightningDataModule):
             for name, ds in self.eval_sets.items()
         }
 
+    def verification_pairs(self) -> tuple[Any, Any, Any] | None:
+        """(index pairs, same, fold) of the test split when the config asks for verification (LFW)."""
+        test = self.eval_sets.get("test")
+        if not self.cfg.get("verification") or test is None:
+            return None
+        if not all(hasattr(test, a) for a in ("pairs", "same", "fold")):
+            raise ValueError(
+                f"dataset={self.cfg.get('name')}: verification=true needs a test split with .pairs, .same "
+                f"and .fold (such as dml.data.LFW split=pairs); {type(test).__name__} has none"
+            )
+        return test.pairs, test.same, test.fold
+
     def val_dataloader(self) -> list[DataLoader]:
         return list(self.eval_dataloaders().values())
 

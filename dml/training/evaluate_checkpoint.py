@@ -39,5 +39,10 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tupl
     model.to(device)
     metrics_cfg = cfg.dataset.get("metrics", {}) or {}
     splits = {name: embed(model, dl, device=device) for name, dl in datamodule.eval_dataloaders().items()}
-    metrics = score(splits, ks=metrics_cfg.get("ks", (1, 2, 4, 8)), nmi=bool(metrics_cfg.get("nmi", True)))
+    metrics = score(
+        splits,
+        ks=metrics_cfg.get("ks", (1, 2, 4, 8)),
+        nmi=bool(metrics_cfg.get("nmi", True)),
+        pairs=datamodule.verification_pairs(),
+    )
     return metrics, cfg

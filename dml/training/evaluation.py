@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from dml.metrics import clustering_metrics, retrieval_metrics
+from dml.metrics import evaluate_embeddings, verification_metrics
 
 
 @torch.no_grad()
@@ -52,21 +52,42 @@ def score(
     splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
     ks: Iterable[int] = (1, 2, 4, 8),
     nmi: bool = True,
+    pairs: tuple[Any, Any, Any] | None = None,
 ) -> dict[str, float]:
-    """Retrieval (+ clustering) metrics of `{"test": (emb, labels)}` or `{"query": .., "gallery": ..}`."""
-    ks = tuple(int(k) for k in ks)
+    """Metrics of `{"test": (emb, labels)}` or `{"query": .., "gallery": ..}`.
+
+    pairs: (index pairs [N, 2], same [N], fold [N]) into the test split for verification
+    (LFW protocol); their metrics come as `verification/accuracy`, ... beside retrieval's.
+    """
     if "query" in splits:
-        q, ql = splits["query"]
-        g, gl = splits["gallery"]
-        out: dict[str, Any] = dict(retrieval_metrics(q, ql, g, gl, ks=ks))
-        if nmi:
-            out.update(clustering_metrics(torch.cat([q, g]), torch.cat([ql, gl])))
+        (q, ql), (g, gl) = splits["query"], splits["gallery"]
+        out: dict[str, Any] = evaluate_embeddings(q, ql, g, gl, ks=tuple(ks), nmi=nmi)
     else:
         e, lab = splits["test"]
-        out = dict(retrieval_metrics(e, lab, ks=ks))
-        if nmi:
-            out.update(clustering_metrics(e, lab))
+        out = evaluate_embeddings(e, lab, ks=tuple(ks), nmi=nmi)
+        if pairs is not None:
+            out.update(verification_scores(e, *pairs))
     return {k: float(v) for k, v in out.items()}
+
+
+def verification_scores(embeddings: torch.Tensor, pairs: Any, same: Any, fold: Any | None = None) -> dict[str, float]:
+    """LFW-style verification of index `pairs` into `embeddings`, keys prefixed `verification/`."""
+    idx = torch.as_tensor(pairs, dtype=torch.long)
+    folds = int(len(set(map(int, fold)))) if fold is not None else 10
+    out = verification_metrics(embeddings[idx[:, 0]], embeddings[idx[:, 1]], same, folds=folds)
+    return {f"verification/{k}": float(v) for k, v in out.items()}
+
+
+def lfw_verification(
+    model: nn.Module, root: str, transform: Any, batch_size: int = 256, device: torch.device | str = "cpu"
+) -> dict[str, float]:
+    """LFW's 6,000 pairs scored with `model`: the extra verification any run can add (eval.lfw_root)."""
+    from dml.data import LFW
+
+    dataset = LFW(root=root, split="pairs", transform=transform)
+    emb, _ = embed(model, DataLoader(dataset, batch_size=batch_size), device=device, desc="LFW")
+    scores = verification_scores(emb, dataset.pairs, dataset.same, dataset.fold)
+    return {"lfw/" + k.split("/", 1)[1]: v for k, v in scores.items()}
 
 
 def format_table(columns: Mapping[str, Mapping[str, float]], first: str | None = None) -> str:

@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
+from dml.data.transforms import build_transform
 from dml.io import atomic_write_json
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
@@ -28,7 +29,7 @@ from dml.training.checkpointing import (
     remove_stale_temp_files,
     resume_checkpoint,
 )
-from dml.training.evaluation import embed, format_table, raw_pixels, score
+from dml.training.evaluation import embed, format_table, lfw_verification, raw_pixels, score
 from dml.training.guards import redact_secrets
 from dml.training.loggers import build_loggers
 from dml.training.module import DMLModule
@@ -63,7 +64,9 @@ def split_loss_config(node: DictConfig) -> tuple[DictConfig, dict[str, int]]:
     memory = {key: int(node.pop(key, 0) or 0) for key in ("memory_size", "memory_start")}
     for key, value in memory.items():
         if value < 0:
-            raise ConfigError(f"loss.{key}={value} is not valid: expected a non-negative integer (0 turns XBM off)")
+            raise ConfigError(
+                f"loss.{key}={value} is not valid: expected a non-negative integer (0 turns XBM off)"
+            )
     return OmegaConf.create(node), memory
 
 
@@ -109,7 +112,11 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
 def build_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[pl.Callback]:
     """Instantiate every node of the `callbacks` group that names a `_target_`; progress_bar=False
     drops progress bar callbacks (Lightning refuses one when trainer.enable_progress_bar=false)."""
-    callbacks = [hydra.utils.instantiate(node) for node in (cfg or {}).values() if isinstance(node, DictConfig) and "_target_" in node]
+    callbacks = [
+        hydra.utils.instantiate(node)
+        for node in (cfg or {}).values()
+        if isinstance(node, DictConfig) and "_target_" in node
+    ]
     return [c for c in callbacks if progress_bar or not isinstance(c, ProgressBar)]
 
 
@@ -137,15 +144,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         validate_class_sizes(cfg, datamodule.train_set.labels)
         module = build_module(cfg)
         module.eval_split_names = list(datamodule.eval_sets)
+        module.verification_pairs = datamodule.verification_pairs()
         loggers = build_loggers(cfg.get("logger"))
-        callbacks = build_callbacks(cfg.get("callbacks"), progress_bar=bool(cfg.trainer.get("enable_progress_bar", True)))
+        callbacks = build_callbacks(
+            cfg.get("callbacks"), progress_bar=bool(cfg.trainer.get("enable_progress_bar", True))
+        )
         # checkpoints are written atomically and loaded with weights_only=True (dml.training.checkpointing)
         plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
-        trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins)
+        trainer: pl.Trainer = hydra.utils.instantiate(
+            cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins
+        )
         ckpt_dir = out / "checkpoints"
         ckpt_path = resume_checkpoint(cfg, ckpt_dir)
         if ckpt_path is not None:  # fail now, with both sides named, rather than inside Lightning
-            check_compatible(read_checkpoint(ckpt_path, mmap=True), ckpt_path, module.state_dict(), cfg)
+            check_compatible(
+                read_checkpoint(ckpt_path, mmap=True), ckpt_path, module.state_dict(), cfg
+            )
     except ConfigError:
         _clean_failed_run_dir(out)
         raise
@@ -167,10 +181,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ks, nmi = module.ks, module.nmi
     if cfg.eval.get("raw_baseline") and trainer.is_global_zero:
         loaders = datamodule.eval_dataloaders()
-        columns["raw pixels"] = score({n: raw_pixels(dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi)
+        columns["raw pixels"] = score(
+            {n: raw_pixels(dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
+        )
     if cfg.eval.get("before_training") and trainer.is_global_zero:
         loaders = datamodule.eval_dataloaders()
-        columns["untrained"] = score({n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi)
+        columns["untrained"] = score(
+            {n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
+        )
 
     checkpoint = trainer.checkpoint_callback
     remove_stale_temp_files(ckpt_dir)  # a save that was killed leaves its temporary file
@@ -185,6 +203,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     seconds = time.time() - start
     if module.last_metrics:
         columns["trained"] = dict(module.last_metrics)
+    if cfg.eval.get("lfw_root") and trainer.is_global_zero and "trained" in columns:
+        # a face model trained on one set, verified on LFW's pairs (DESIGN 6)
+        transform = build_transform(
+            OmegaConf.to_container(cfg.dataset.transform.eval, resolve=True), normalize=str(cfg.backbone.get("normalize", "none"))
+        )
+        columns["trained"].update(
+            lfw_verification(module.model, str(cfg.eval.lfw_root), transform, int(cfg.eval.batch_size), module.device)
+        )
 
     result = {
         "dataset": str(cfg.dataset.name),
@@ -195,8 +221,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_seconds": round(seconds, 2),
         "nonfinite_steps": module.nonfinite.skipped,
         "resumed_from": ckpt_path,
-        "best_checkpoint": (checkpoint.best_model_path or None) if isinstance(checkpoint, ModelCheckpoint) else None,
-        "last_checkpoint": str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").is_file() else None,
+        "best_checkpoint": (checkpoint.best_model_path or None)
+        if isinstance(checkpoint, ModelCheckpoint)
+        else None,
+        "last_checkpoint": str(ckpt_dir / "last.ckpt")
+        if (ckpt_dir / "last.ckpt").is_file()
+        else None,
         "config": redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
     }
     if trainer.is_global_zero:
