@@ -31,6 +31,7 @@ TINY = (
     "dataset.metrics.nmi=false",
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
 )
 
 
@@ -158,6 +159,7 @@ def test_dml_eval_errors_exit_2_with_a_message(compose_cfg, tmp_path, capsys):
     assert "[64, " in err and "[32, " in err and "embedding_dim (checkpoint 64, this run 32)" in err
 
 
+@pytest.mark.slow
 def test_cli_resume_with_another_model_exits_2_without_traceback(compose_cfg, tmp_path):
     path = _fake_checkpoint(compose_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
     run_dir = tmp_path / "run"
@@ -178,7 +180,7 @@ def test_wandb_key_never_reaches_the_run_folder_or_the_console(compose_cfg, monk
     monkeypatch.setenv("WANDB_API_KEY", secret)
     monkeypatch.setenv("WANDB_MODE", "offline")
     # a config that interpolates the key gets it masked in results.json, the checkpoint and the logger
-    cfg = compose_cfg(*TINY[1:], "logger=wandb", "logger.wandb.mode=offline", "+notes.wandb_api_key=${oc.env:WANDB_API_KEY}")
+    cfg = compose_cfg(*TINY[1:], "trainer.limit_train_batches=1", "logger=wandb", "logger.wandb.mode=offline", "+notes.wandb_api_key=${oc.env:WANDB_API_KEY}")
     out = Path(cfg.paths.output_dir)
     result = train(cfg)
     assert result["config"]["notes"]["wandb_api_key"] == "***"

@@ -44,6 +44,7 @@ TINY = (
     "scheduler=cosine",
     "trainer.max_epochs=2",
     "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
 )
 STEPS = 2 * 3
 
@@ -137,18 +138,7 @@ def test_resumed_run_ends_identical_to_the_uninterrupted_one(reference, tmp_path
 
 
 # ---- subprocesses: SIGKILL --------------------------------------------------------------------
-# dml-train with a pause per step, or per fsync, so a kill lands where the test wants it
-_SLOW_STEP = """
-import time
-import dml.training.module as m
-step = m.DMLModule.training_step
-def slow(self, *a, **k):
-    time.sleep(DELAY)
-    return step(self, *a, **k)
-m.DMLModule.training_step = slow
-from dml.cli.train import main
-main()
-"""
+# dml-train whose fsync pauses, so a kill lands in the middle of writing a checkpoint
 _SLOW_FSYNC = """
 import os, time
 fsync = os.fsync
@@ -159,34 +149,11 @@ os.fsync = slow
 from dml.cli.train import main
 main()
 """
+KILLED = (*TINY, "trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_train_steps=1")
 
 
 def _env() -> dict[str, str]:
     return dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONUNBUFFERED="1")
-
-
-def _start(code: str, delay: float, run_dir: Path, *overrides: str) -> subprocess.Popen:
-    args = [*TINY, "trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_train_steps=1",
-            f"hydra.run.dir={run_dir}", *overrides]
-    return subprocess.Popen([sys.executable, "-c", code.replace("DELAY", repr(delay)), *args], cwd=run_dir.parent,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            pytest.fail(f"dml-train ended (rc {proc.returncode}) before the kill:\n{proc.stdout.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("timed out waiting for a checkpoint")
-        time.sleep(0.02)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
 
 
 def _global_step(path: Path) -> int:
@@ -196,38 +163,51 @@ def _global_step(path: Path) -> int:
         return -1
 
 
-def test_sigkill_mid_epoch_then_resume_finishes_with_the_same_steps(tmp_path):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory) -> Path:
+    """A dml-train run killed with SIGKILL mid-epoch, while it writes its 2nd (or a later) checkpoint."""
+    run_dir = tmp_path_factory.mktemp("killed") / "run"
     run_dir.mkdir()
-    last = run_dir / "checkpoints" / "last.ckpt"
-    proc = _start(_SLOW_STEP, 1.0, run_dir)
-    _wait_for(lambda: _global_step(last) >= 1, proc)
-    _kill(proc)  # a step takes >= 1 s, so this lands in epoch 0, before its 4th step
-    killed_at = _global_step(last)
-    assert 1 <= killed_at < 4, killed_at
-    assert not (run_dir / "results.json").exists()
+    ckpts = run_dir / "checkpoints"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_FSYNC.replace("DELAY", "3.0"), *KILLED, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 300
+    # last.ckpt exists and its replacement is being written: each fsync pauses 3 s, so the kill lands there
+    while not ((ckpts / "last.ckpt").is_file() and any(ckpts.glob(".last.ckpt.*.tmp"))):
+        if proc.poll() is not None:
+            pytest.fail(f"dml-train ended (rc {proc.returncode}) before the kill:\n{proc.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for a checkpoint save")
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    return run_dir
 
+
+def test_sigkill_during_a_checkpoint_save_leaves_last_ckpt_loadable(killed_run):
+    ckpts = killed_run / "checkpoints"
+    assert list(ckpts.glob(".last.ckpt.*.tmp")), "the kill landed during a save"
+    ckpt = read_checkpoint(ckpts / "last.ckpt")  # whole, and loads with weights_only=True
+    assert 1 <= ckpt["global_step"] < 4  # mid-epoch 0
+    assert not (killed_run / "results.json").exists()
+
+
+def test_sigkill_mid_epoch_then_resume_finishes_with_the_same_steps(killed_run):
+    last = killed_run / "checkpoints" / "last.ckpt"
+    killed_at = _global_step(last)
     resumed = subprocess.run(
-        [sys.executable, "-c", "from dml.cli.train import main; main()", *TINY, "trainer.limit_train_batches=4",
-         "callbacks.last_checkpoint.every_n_train_steps=1", f"hydra.run.dir={run_dir}", "resume=true"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", "from dml.cli.train import main; main()", *KILLED, f"hydra.run.dir={killed_run}",
+         "resume=true"],
+        cwd=killed_run.parent, env=_env(), capture_output=True, text=True, timeout=600,
     )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
-    result = json.loads((run_dir / "results.json").read_text())
+    result = json.loads((killed_run / "results.json").read_text())
     assert result["resumed_from"] == str(last)
     assert result["global_step"] == 2 * 4 and result["epochs"] == 2  # what an uninterrupted run does
     assert result["metrics"] and all(math.isfinite(v) for v in result["metrics"].values())
-    assert _global_step(last) == 2 * 4
-
-
-def test_sigkill_during_a_checkpoint_save_leaves_last_ckpt_loadable(tmp_path):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    ckpts = run_dir / "checkpoints"
-    proc = _start(_SLOW_FSYNC, 3.0, run_dir)
-    # the 2nd save: last.ckpt exists and its replacement is being written (fsync pauses 3 s)
-    _wait_for(lambda: (ckpts / "last.ckpt").is_file() and any(ckpts.glob(".last.ckpt.*.tmp")), proc)
-    _kill(proc)
-    assert list(ckpts.glob(".last.ckpt.*.tmp")), "the kill should land during the save"
-    ckpt = read_checkpoint(ckpts / "last.ckpt")  # whole, and loads with weights_only=True
-    assert ckpt["global_step"] >= 1 and "state_dict" in ckpt
+    assert _global_step(last) == 2 * 4 > killed_at
+    assert not list(last.parent.glob(".*.tmp"))  # the killed save's temporary file is cleaned up

@@ -25,6 +25,7 @@ TINY = (
     "dataset.metrics.nmi=false",
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
 )
 
 
@@ -102,44 +103,42 @@ def test_redact_secrets_masks_secret_keys_only():
 
 
 # ---- a real run with NaN injected --------------------------------------------------------------
-def _inject(monkeypatch, what: str, steps: set[int] | None) -> None:
-    """Make the loss (or the embeddings, or only the gradients) NaN at the given global steps (None: all)."""
-    if what == "embeddings":
-        gather = DMLModule.gather_batch
+def _inject(monkeypatch, faults: dict[int, str]) -> None:
+    """At global step k make faults[k] non-finite: the loss, the embeddings, or only the gradients."""
+    gather, compute = DMLModule.gather_batch, DMLModule.compute_loss
 
-        def gather_batch(self, embeddings, labels):
-            embeddings, labels = gather(self, embeddings, labels)
-            if steps is None or self.global_step in steps:
-                embeddings = embeddings * float("nan")
-            return embeddings, labels
-
-        monkeypatch.setattr(DMLModule, "gather_batch", gather_batch)
-        return
-    compute = DMLModule.compute_loss
+    def gather_batch(self, embeddings, labels):
+        embeddings, labels = gather(self, embeddings, labels)
+        if faults.get(self.global_step, faults.get(-1)) == "embeddings":
+            embeddings = embeddings * float("nan")
+        return embeddings, labels
 
     def compute_loss(self, embeddings, labels):
         loss = compute(self, embeddings, labels)
-        if steps is None or self.global_step in steps:
-            if what == "loss":
-                return loss * float("nan")
-            # finite forward, NaN gradient: d/dx sqrt(x) at 0 is inf, times 0
+        fault = faults.get(self.global_step, faults.get(-1))
+        if fault == "loss":
+            return loss * float("nan")
+        if fault == "gradient":  # finite forward, NaN gradient: d/dx sqrt(x) at 0 is inf, times 0
             return loss + 0.0 * torch.sqrt(embeddings[0, 0] * 0.0)
         return loss
 
+    monkeypatch.setattr(DMLModule, "gather_batch", gather_batch)
     monkeypatch.setattr(DMLModule, "compute_loss", compute_loss)
 
 
-@pytest.mark.parametrize("what", ["loss", "embeddings", "gradient"])
-def test_a_nan_step_is_skipped_and_counted(compose_cfg, monkeypatch, what):
-    _inject(monkeypatch, what, {1})
-    result = train(compose_cfg(*TINY, "nonfinite=skip"))
-    assert result["nonfinite_steps"] == 1
-    assert result["global_step"] == 3
+def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(compose_cfg, monkeypatch, caplog):
+    _inject(monkeypatch, {1: "loss", 2: "embeddings", 3: "gradient"})
+    with caplog.at_level(logging.WARNING, logger="dml"):
+        result = train(compose_cfg(*TINY, "trainer.limit_train_batches=5", "nonfinite=skip"))
+    assert result["nonfinite_steps"] == 3
+    assert result["global_step"] == 5
     assert all(v == v for v in result["metrics"].values())  # finite metrics (NaN != NaN)
+    for what, step in (("loss", 1), ("embeddings", 2), ("gradient", 3)):
+        assert f"non-finite {what} at global step {step}" in caplog.text
 
 
-def test_skipped_steps_never_change_the_weights(compose_cfg, monkeypatch, tmp_path):
-    _inject(monkeypatch, "loss", None)  # every step is NaN
+def test_skipped_steps_never_change_the_weights(compose_cfg, monkeypatch):
+    _inject(monkeypatch, {-1: "loss"})  # every step
     cfg = compose_cfg(*TINY, "loss=margin", "nonfinite=skip", "nonfinite_patience=0", "callbacks=default")
     result = train(cfg)
     assert result["nonfinite_steps"] == 3
@@ -151,6 +150,6 @@ def test_skipped_steps_never_change_the_weights(compose_cfg, monkeypatch, tmp_pa
 
 
 def test_nonfinite_stop_names_the_step(compose_cfg, monkeypatch):
-    _inject(monkeypatch, "loss", {2})
+    _inject(monkeypatch, {2: "loss"})
     with pytest.raises(NonFiniteError, match=r"non-finite loss at global step 2 \(epoch 0, batch 2\)"):
         train(compose_cfg(*TINY, "nonfinite=stop"))
