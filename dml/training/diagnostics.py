@@ -31,7 +31,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from dml.viz.eval_plots import EVAL_PLOTS, EvalPlotOptions, save_eval_plots
 from dml.viz.figures import save_png
-from dml.viz.histograms import BINS, DistanceHistograms, bin_edges
+from dml.viz.histograms import BINS, DistanceHistograms, bin_edges, bin_index, distance_counts
 from dml.viz.sampled_distances import sampled_distances_figure
 from dml.viz.training_curves import training_curves_figure
 
@@ -278,10 +278,12 @@ class TrainingDiagnostics(pl.Callback):
         ):
             self._upper = torch.ones(n, n, dtype=torch.bool, device=distances.device).triu_(1)
         same = labels[:, None] == labels[None, :]
+        index = bin_index(distances, self.bins)
         for kind, mask in (("positive", same & self._upper), ("negative", ~same & self._upper)):
-            self.batch.add(kind, distances, mask)
+            counts = distance_counts(distances, self.bins, mask, index)
+            self.batch.add_counts(kind, counts)
             if self._to_wandb:
-                self.window.add(f"batch_{kind}", distances, mask)
+                self.window.add_counts(f"batch_{kind}", counts)
 
     def on_train_batch_end(
         self,
@@ -295,9 +297,9 @@ class TrainingDiagnostics(pl.Callback):
             getattr(getattr(pl_module, "sampler", None), "last_distances", None) or {}
         ).items():
             if torch.is_tensor(values):
-                self.picked.add(kind, values)
+                counts = self.picked.add(kind, values)
                 if self._to_wandb:
-                    self.window.add(f"picked_{kind} ({self.strategies.get(kind, kind)})", values)
+                    self.window.add_counts(f"picked_{kind} ({self.strategies.get(kind, kind)})", counts)
         last_batch = getattr(pl_module, "last_batch", None)
         if last_batch is not None:
             self._add_batch_pairs(*last_batch)

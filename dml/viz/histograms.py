@@ -19,14 +19,20 @@ def bin_edges(bins: int = BINS) -> np.ndarray:
     return np.linspace(0.0, D_MAX, bins + 1)
 
 
-def distance_counts(distances: Tensor, bins: int = BINS, mask: Tensor | None = None) -> Tensor:
+def bin_index(distances: Tensor, bins: int = BINS) -> Tensor:
+    """Flat bin index of each distance in equal bins on [0, 2] (values outside go to the end bins)."""
+    return (distances.detach().flatten().float() * (bins / D_MAX)).long().clamp_(0, bins - 1)
+
+
+def distance_counts(
+    distances: Tensor, bins: int = BINS, mask: Tensor | None = None, index: Tensor | None = None
+) -> Tensor:
     """Counts [bins] (float) of `distances` (any shape; only where `mask` is True) in equal bins on
-    [0, 2], values outside in the end bins. Computed on their device without a host sync (no
-    boolean indexing), so it can run every training step."""
-    d = distances.detach().flatten().float()
-    idx = (d * (bins / D_MAX)).long().clamp_(0, bins - 1)
-    weights = torch.ones_like(d) if mask is None else mask.detach().flatten().to(d.dtype)
-    return torch.zeros(bins, dtype=d.dtype, device=d.device).scatter_add_(0, idx, weights)
+    [0, 2]. `index`: their `bin_index`, when several masks share one matrix. Runs on the tensors'
+    device without a host sync (no boolean indexing), so it can run every training step."""
+    idx = bin_index(distances, bins) if index is None else index
+    weights = torch.ones(idx.shape, device=idx.device) if mask is None else mask.detach().flatten().float()
+    return torch.zeros(bins, device=idx.device).scatter_add_(0, idx, weights)
 
 
 class DistanceHistograms:
@@ -36,8 +42,13 @@ class DistanceHistograms:
         self.bins = int(bins)
         self._counts: dict[str, Tensor] = {}
 
-    def add(self, name: str, distances: Tensor, mask: Tensor | None = None) -> None:
+    def add(self, name: str, distances: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Add the counts of `distances` (where `mask`) to histogram `name`; returns those counts."""
         counts = distance_counts(distances, self.bins, mask)
+        self.add_counts(name, counts)
+        return counts
+
+    def add_counts(self, name: str, counts: Tensor) -> None:
         prev = self._counts.get(name)
         self._counts[name] = counts if prev is None else prev + counts.to(prev.device)
 

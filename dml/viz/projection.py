@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from dml.viz.figures import new_figure
 
 METHODS = ("tsne", "umap", "pca", "auto")
+NAMES = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 SIZE = (7.0, 6.0)
 
 
@@ -114,5 +115,5 @@ def projection_figure(
     if len(classes) <= 20:
         ax.legend(title="class", fontsize=7, title_fontsize=8, markerscale=2, loc="best", ncols=1 + len(classes) // 11)
     head = f"{title}: " if title else ""
-    fig.suptitle(f"{head}{used.upper()} of {len(idx):,} of {len(labels):,} embeddings, {len(classes)} classes", fontsize=10)
+    fig.suptitle(f"{head}{NAMES[used]} of {len(idx):,} of {len(labels):,} embeddings, {len(classes)} classes", fontsize=10)
     return fig
