@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from dml.distances import in_compute_dtype, pairwise_distance
-from dml.samplers.tuples import Tuples, check_batch, check_tuples
+from dml.samplers.tuples import Pairs, Tuples, check_batch, check_tuples
 
 
 class TupleLoss(nn.Module):
@@ -49,6 +50,17 @@ class TupleLoss(nn.Module):
     def log_stats(self) -> dict[str, Tensor]:
         """Detached numbers of the last forward (always 'active_fraction': share of non-zero terms)."""
         return dict(self._stats)
+
+
+def pair_distances(distances: Tensor, pairs: Pairs) -> tuple[Tensor, Tensor]:
+    """(d of the positive pairs, d of the negative pairs), gathered in one indexing op.
+
+    One gather instead of two saves a [B, B] zero-fill and scatter in the backward pass.
+    """
+    pa, p, na, n = pairs
+    d = distances[torch.cat([pa, na]), torch.cat([p, n])]
+    d_pos, d_neg = d.split([pa.shape[0], na.shape[0]])
+    return d_pos, d_neg
 
 
 def mean_of_active(terms: Tensor) -> tuple[Tensor, Tensor]:

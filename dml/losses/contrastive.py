@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dml.losses.base import TupleLoss, active_fraction, mean_of_active
+from dml.losses.base import TupleLoss, active_fraction, mean_of_active, pair_distances
 from dml.samplers.tuples import Tuples, all_pairs, to_pairs
 
 
@@ -24,8 +24,10 @@ class ContrastiveLoss(TupleLoss):
     def compute(
         self, distances: Tensor, labels: Tensor, tuples: Tuples | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        pa, p, na, n = all_pairs(labels) if tuples is None else to_pairs(tuples)
-        pos_loss, pos_count = mean_of_active(torch.relu(distances[pa, p] - self.pos_margin))
-        neg_loss, neg_count = mean_of_active(torch.relu(self.neg_margin - distances[na, n]))
-        stats = {"active_fraction": active_fraction(pos_count + neg_count, pa.numel() + na.numel())}
+        pairs = all_pairs(labels) if tuples is None else to_pairs(tuples)
+        d_pos, d_neg = pair_distances(distances, pairs)
+        pos_loss, pos_count = mean_of_active(torch.relu(d_pos - self.pos_margin))
+        neg_loss, neg_count = mean_of_active(torch.relu(self.neg_margin - d_neg))
+        total = d_pos.numel() + d_neg.numel()
+        stats = {"active_fraction": active_fraction(pos_count + neg_count, total)}
         return pos_loss + neg_loss, stats

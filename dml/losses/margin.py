@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dml.losses.base import TupleLoss, active_fraction
+from dml.losses.base import TupleLoss, active_fraction, pair_distances
 from dml.samplers.tuples import Tuples, all_pairs, to_pairs
 
 
@@ -64,11 +64,13 @@ class MarginLoss(TupleLoss):
                     "per-class beta needs labels 0..num_classes-1 (set loss.num_classes to the "
                     "number of training classes)"
                 )
-        pa, p, na, n = all_pairs(labels) if tuples is None else to_pairs(tuples)
+        pairs = all_pairs(labels) if tuples is None else to_pairs(tuples)
+        pa, _, na, _ = pairs
         beta_p = self.anchor_beta(labels, pa)
         beta_n = beta_p if na is pa else self.anchor_beta(labels, na)
-        pos = torch.relu(distances[pa, p] - (beta_p - self.margin))
-        neg = torch.relu((beta_n + self.margin) - distances[na, n])
+        d_ap, d_an = pair_distances(distances, pairs)
+        pos = torch.relu(d_ap - (beta_p - self.margin))
+        neg = torch.relu((beta_n + self.margin) - d_an)
         count = (pos > 0).sum() + (neg > 0).sum()
         total = pos.sum() + neg.sum()
         if self.nu > 0:

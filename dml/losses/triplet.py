@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dml.losses.base import TupleLoss, active_fraction, mean_of_active
-from dml.samplers.tuples import Tuples, all_triplets, to_triplets
+from dml.losses.base import TupleLoss, active_fraction, mean_of_active, pair_distances
+from dml.samplers.tuples import Tuples, all_triplets, to_pairs, to_triplets
 
 
 class TripletLoss(TupleLoss):
@@ -21,7 +21,8 @@ class TripletLoss(TupleLoss):
     def compute(
         self, distances: Tensor, labels: Tensor, tuples: Tuples | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        a, p, n = all_triplets(labels) if tuples is None else to_triplets(tuples)
-        terms = torch.relu(distances[a, p] - distances[a, n] + self.margin)
+        triplets = all_triplets(labels) if tuples is None else to_triplets(tuples)
+        d_ap, d_an = pair_distances(distances, to_pairs(triplets))
+        terms = torch.relu(d_ap - d_an + self.margin)
         loss, count = mean_of_active(terms)
         return loss, {"active_fraction": active_fraction(count, terms.numel())}
