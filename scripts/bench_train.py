@@ -6,7 +6,8 @@ between consecutive batch ends (so data loading and epoch boundaries count), aft
 steps. The backbone alone is forward + backward of the backbone on a batch from the same
 loader, in the same precision and memory format. outside = 1 - backbone time / step time:
 the share of a step spent in data, head, sampler, loss, optimizer and logging (DESIGN section 7
-asks for < 10%). data = the loader alone, per batch, as a share of the step.
+asks for < 10%). Of that, data = the loader alone per batch, and loss = sampler + loss forward
+and backward on the batch's embeddings, each as a share of the step.
 
 CPU preset (default): small_cnn on digits at 16 px, resnet18 and resnet50 on synthetic images
 at 64 px. GPU preset: resnet50 at 224 px, bf16-mixed, channels_last (`--preset gpu`).
@@ -122,17 +123,32 @@ def bench(name: str, overrides: Sequence[str], steps: int, warmup: int) -> dict[
         trainer.fit(module, datamodule=datamodule)
         step = (timer.times[-1] - timer.times[warmup - 1]) / steps
 
+        # Lightning moves the module back to the CPU when fit ends
+        module.to(trainer.strategy.root_device)
         device = module.device.type
         loader = datamodule.train_dataloader()
         start = time.perf_counter()
         batches = []
-        for i, (x, _) in enumerate(loader):
-            batches.append(x)
+        for i, batch in enumerate(loader):
+            batches.append(batch)
             if i + 1 == steps:
                 break
         data = (time.perf_counter() - start) / len(batches)
 
-        x = batches[0].to(module.device)
+        x, labels = (t.to(module.device) for t in batches[0])
+        with torch.no_grad():
+            embeddings = module.model(x)
+        times = []
+        for i in range(warmup + steps):
+            emb = embeddings.detach().requires_grad_(True)
+            _sync()
+            t0 = time.perf_counter()
+            module.compute_loss(emb, labels).backward()
+            _sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        loss_time = statistics.mean(times)
+
         if cfg.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
         backbone = module.model.backbone
@@ -160,6 +176,7 @@ def bench(name: str, overrides: Sequence[str], steps: int, warmup: int) -> dict[
             "backbone img/s": batch / alone,
             "outside": 1.0 - alone / step,
             "data": data / step,
+            "loss": loss_time / step,
         }
 
 
@@ -175,7 +192,7 @@ def table(rows: list[dict[str, object]]) -> str:
         cells = []
         for c in cols:
             v = row[c]
-            if c in ("outside", "data"):
+            if c in ("outside", "data", "loss"):
                 cells.append(f"{100 * v:.1f}%")
             elif isinstance(v, float):
                 cells.append(f"{v:.1f}")
