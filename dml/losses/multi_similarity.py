@@ -17,9 +17,10 @@ def log1p_sum_exp(x: Tensor, mask: Tensor) -> Tensor:
     dropped (clamped, then masked) so exp never enters float32's denormal range, which is very
     slow on CPUs; their share of the sum is below 1e-34.
     """
-    shift = x.masked_fill(~mask, 0.0).amax(dim=1, keepdim=True).clamp_min(0.0).detach()
+    outside = ~mask
+    shift = x.masked_fill(outside, 0.0).amax(dim=1, keepdim=True).clamp_min(0.0).detach()
     # entries outside the mask may exceed the shift: exp of them must not overflow (inf * 0 = NaN)
-    terms = torch.exp((x - shift).masked_fill(~mask, -80.0).clamp_min(-80.0)) * mask
+    terms = torch.exp((x - shift).masked_fill(outside, -80.0).clamp_min(-80.0)) * mask
     one = torch.exp((-shift).clamp_min(-80.0))
     return (torch.log(terms.sum(dim=1, keepdim=True) + one) + shift).squeeze(1)
 
