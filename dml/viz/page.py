@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from omegaconf import ListConfig, OmegaConf
+
 from dml.io import atomic_write_bytes
 
 #: pictures in the order a reader wants them; any other PNG of plots/ follows, sorted by name
@@ -36,14 +38,25 @@ def _labels(run_dirs: Sequence[Path]) -> list[str]:
     return [str(p) for p in run_dirs]
 
 
+def _overrides(run_dir: Path) -> str:
+    """The run's command-line overrides (`.hydra/overrides.yaml`), what tells the runs of a sweep apart."""
+    try:
+        items = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    except (FileNotFoundError, OSError, ValueError):
+        return ""
+    return " ".join(str(o) for o in items) if isinstance(items, ListConfig) else ""
+
+
 def _summary(run_dir: Path) -> str:
-    """'digits · map@r 0.512 · recall@1 0.901' from results.json, or '' when there is none."""
+    """'loss=margin sampler=hard · digits · recall@1 0.901 · map@r 0.512' from the run's overrides and
+    results.json ('' when it has neither)."""
+    parts = [_overrides(run_dir)]
     try:
         results = json.loads((run_dir / "results.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return ""
+        results = {}
     metrics = results.get("metrics") or {}
-    parts = [str(results.get("dataset", ""))] + [f"{k} {metrics[k]:.3f}" for k in SUMMARY_METRICS if k in metrics]
+    parts += [str(results.get("dataset", ""))] + [f"{k} {metrics[k]:.3f}" for k in SUMMARY_METRICS if k in metrics]
     return " · ".join(p for p in parts if p)
 
 

@@ -15,6 +15,8 @@ def _run(root: Path, name: str, plots: list[str], recall: float | None = None) -
     run.mkdir(parents=True, exist_ok=True)
     if recall is not None:
         (run / "results.json").write_text(json.dumps({"dataset": "digits", "metrics": {"recall@1": recall}}))
+        (run / ".hydra").mkdir()
+        (run / ".hydra" / "overrides.yaml").write_text("- loss=margin\n- sampler=distance_weighted\n")
     return run
 
 
@@ -29,7 +31,7 @@ def test_html_page_links_every_plot_relative_to_the_page(tmp_path):
     page = write_plots_page([a, b], tmp_path / "report" / "plots.html")
     text = page.read_text()
     assert text.startswith("<!DOCTYPE html>")
-    assert "digits · recall@1 0.900" in text
+    assert "loss=margin sampler=distance_weighted · digits · recall@1 0.900" in text
     srcs = [s.split('"')[0] for s in text.split('<img src="')[1:]]
     assert len(srcs) == 4 and all(not Path(s).is_absolute() for s in srcs)
     assert all((page.parent / s).is_file() for s in srcs)
