@@ -69,7 +69,10 @@ class DMLDataModule(pl.LightningDataModule):
                 )
             for name, ds in self.eval_sets.items():
                 if len(ds) == 0:
-                    raise ValueError(f"dataset={self.cfg.get('name')}: the {name} split is empty")
+                    raise ValueError(
+                        f"dataset={self.cfg.get('name')}: the {name} split is empty (0 images); point dataset.{name} "
+                        "at a split with images (check dataset.root / paths.data_dir and the split's list files)"
+                    )
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

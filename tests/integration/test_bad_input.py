@@ -106,6 +106,18 @@ def test_empty_eval_split(compose_cfg, tmp_path):
     assert str(root / "test") in message
 
 
+def test_eval_split_with_no_items(compose_cfg, monkeypatch):
+    """The backstop for a user's own dataset class that finds nothing (the shipped ones raise earlier)."""
+    from torch.utils.data import Subset
+
+    from dml.data.datamodule import DMLDataModule
+
+    build = DMLDataModule._build
+    monkeypatch.setattr(DMLDataModule, "_build", lambda self, node, train: build(self, node, train) if train
+                        else Subset(build(self, node, train), []))
+    _fails_cleanly(compose_cfg(*TINY), r"dataset=digits: the test split is empty \(0 images\); point dataset.test")
+
+
 def test_corrupt_image_names_the_file_and_the_switch(compose_cfg, tmp_path):
     root = _image_folder(tmp_path / "images")
     (root / "test" / "c3" / "0.png").write_bytes(b"not a png")  # every evaluation reads it

@@ -211,3 +211,10 @@ def test_sigkill_mid_epoch_then_resume_finishes_with_the_same_steps(killed_run):
     assert result["metrics"] and all(math.isfinite(v) for v in result["metrics"].values())
     assert _global_step(last) == 2 * 4 > killed_at
     assert not list(last.parent.glob(".*.tmp"))  # the killed save's temporary file is cleaned up
+
+
+def test_resuming_a_finished_run_trains_no_more_and_reports_its_metrics(reference, tmp_path):
+    out, result, _ = reference
+    again, seen = _recorded_train(_compose(tmp_path, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"))
+    assert seen == [] and again["global_step"] == STEPS
+    assert again["metrics"] == result["metrics"]  # the final weights, evaluated again
