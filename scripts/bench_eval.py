@@ -43,12 +43,16 @@ def make_data(n: int, classes: int, dim: int, noise: float, seed: int):
     rng = np.random.default_rng(seed)
     if n < 2 * classes:
         raise SystemExit(f"--n {n} is too small for {classes} classes with 2 items each")
-    labels = np.concatenate([np.arange(classes), np.arange(classes), rng.integers(0, classes, n - 2 * classes)])
+    labels = np.concatenate(
+        [np.arange(classes), np.arange(classes), rng.integers(0, classes, n - 2 * classes)]
+    )
     labels = rng.permutation(labels)
     centres = rng.standard_normal((classes, dim), dtype=np.float32)
     x = np.empty((n, dim), dtype=np.float32)
     for s in range(0, n, 8192):  # in chunks: no float64 copy of the whole set
-        part = centres[labels[s : s + 8192]] + noise * rng.standard_normal((len(labels[s : s + 8192]), dim), dtype=np.float32)
+        part = centres[labels[s : s + 8192]] + noise * rng.standard_normal(
+            (len(labels[s : s + 8192]), dim), dtype=np.float32
+        )
         x[s : s + 8192] = part / np.linalg.norm(part, axis=1, keepdims=True)
     return x, labels.astype(np.int64)
 
@@ -96,8 +100,16 @@ def worker(method: str, data: str) -> None:
     else:
         raise SystemExit(f"unknown method {method}; choose from {sorted(METHODS)}")
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb(), "baseline_mb": baseline,
-                      "metrics": {k: float(v) for k, v in out.items()}}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_mb": peak_rss_mb(),
+                "baseline_mb": baseline,
+                "metrics": {k: float(v) for k, v in out.items()},
+            }
+        )
+    )
 
 
 def matmul_gflops(size: int = 4096, repeats: int = 3) -> float:
@@ -116,20 +128,43 @@ def matmul_gflops(size: int = 4096, repeats: int = 3) -> float:
 
 
 def short(metrics: dict) -> str:
-    names = {"recall@1": "R@1", "precision_at_1": "R@1", "map@r": "MAP@R", "mean_average_precision_at_r": "MAP@R",
-             "r_precision": "RP", "recall@1000": "R@1000", "nmi": "NMI", "NMI": "NMI", "f1": "F1"}
+    names = {
+        "recall@1": "R@1",
+        "precision_at_1": "R@1",
+        "map@r": "MAP@R",
+        "mean_average_precision_at_r": "MAP@R",
+        "r_precision": "RP",
+        "recall@1000": "R@1000",
+        "nmi": "NMI",
+        "NMI": "NMI",
+        "f1": "F1",
+    }
     return ", ".join(f"{names[k]} {v:.4f}" for k, v in metrics.items() if k in names)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=SOP_N, help="number of embeddings (default: SOP test, 60502)")
-    parser.add_argument("--classes", type=int, default=None, help="classes (default: SOP's ratio, 11316 at full size)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--n", type=int, default=SOP_N, help="number of embeddings (default: SOP test, 60502)"
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        help="classes (default: SOP's ratio, 11316 at full size)",
+    )
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--noise", type=float, default=2.4, help="noise std per dimension around class centres")
+    parser.add_argument(
+        "--noise", type=float, default=2.4, help="noise std per dimension around class centres"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default="dml-retrieval,dml-retrieval-sop,pml-retrieval,dml-clustering",
-                        help=f"comma-separated, from: {','.join(METHODS)}")
+    parser.add_argument(
+        "--methods",
+        default="dml-retrieval,dml-retrieval-sop,pml-retrieval,dml-clustering",
+        help=f"comma-separated, from: {','.join(METHODS)}",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,30 +190,47 @@ def main() -> None:
         np.save(data + ".labels.npy", labels)
         del x
         for m in methods:
-            proc = subprocess.run([sys.executable, __file__, "--worker", m, "--data", data],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--worker", m, "--data", data],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 raise SystemExit(f"{m} failed:\n{proc.stderr[-3000:]}")
             result = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append((m, result))
-            print(f"# {m}: {result['seconds']:.1f} s, peak {result['peak_mb']:.0f} MiB", file=sys.stderr, flush=True)
+            print(
+                f"# {m}: {result['seconds']:.1f} s, peak {result['peak_mb']:.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
     load_after = os.getloadavg()
     gflops_after = matmul_gflops()
     gflops = max(gflops_before, gflops_after)
     floor_s = 2 * args.n**2 * args.dim / (gflops * 1e9)
 
     sizes = np.bincount(labels)
-    print(f"\nN = {args.n:,} x D = {args.dim}, {classes:,} classes ({sizes.min()}-{sizes.max()} per class), "
-          f"float32, noise {args.noise}, seed {args.seed}")
-    print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), load average {load_before[0]:.1f} before / {load_after[0]:.1f} after")
-    print(f"float32 matmul (torch, 4096^3): {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after; "
-          f"floor 2*N^2*D = {2 * args.n**2 * args.dim / 1e12:.2f} TFLOP at the better rate -> {floor_s:.1f} s\n")
-    print("| method | what | time (s) | x floor | peak RSS (MiB) | RSS before the call (MiB) | metrics |")
+    print(
+        f"\nN = {args.n:,} x D = {args.dim}, {classes:,} classes ({sizes.min()}-{sizes.max()} per class), "
+        f"float32, noise {args.noise}, seed {args.seed}"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), load average {load_before[0]:.1f} before / {load_after[0]:.1f} after"
+    )
+    print(
+        f"float32 matmul (torch, 4096^3): {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after; "
+        f"floor 2*N^2*D = {2 * args.n**2 * args.dim / 1e12:.2f} TFLOP at the better rate -> {floor_s:.1f} s\n"
+    )
+    print(
+        "| method | what | time (s) | x floor | peak RSS (MiB) | RSS before the call (MiB) | metrics |"
+    )
     print("|---|---|---:|---:|---:|---:|---|")
     for m, r in rows:
-        print(f"| {m} | {METHODS[m]} | {r['seconds']:.1f} | {r['seconds'] / floor_s:.2f} | {r['peak_mb']:.0f} "
-              f"| {r['baseline_mb']:.0f} | {short(r['metrics'])} |")
+        print(
+            f"| {m} | {METHODS[m]} | {r['seconds']:.1f} | {r['seconds'] / floor_s:.2f} | {r['peak_mb']:.0f} "
+            f"| {r['baseline_mb']:.0f} | {short(r['metrics'])} |"
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,12 @@ def kmeans_assign(
     import faiss
 
     km = faiss.Kmeans(
-        x.shape[1], num_clusters, niter=niter, nredo=nredo, seed=seed, verbose=False,
+        x.shape[1],
+        num_clusters,
+        niter=niter,
+        nredo=nredo,
+        seed=seed,
+        verbose=False,
         min_points_per_centroid=1,
     )
     km.train(x)
@@ -31,7 +36,9 @@ def kmeans_assign(
 
 def contingency(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """Counts n_ij of the non-zero cells of the class x cluster table, as a flat array."""
-    _, cells = np.unique(labels.astype(np.int64) * (int(clusters.max()) + 1) + clusters, return_counts=True)
+    _, cells = np.unique(
+        labels.astype(np.int64) * (int(clusters.max()) + 1) + clusters, return_counts=True
+    )
     return cells
 
 

@@ -32,7 +32,9 @@ def as_embeddings(x: Any, name: str, dim: int | None = None) -> np.ndarray:
             + ("; reshape a single embedding with x[None]" if arr.ndim == 1 else "")
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}): metrics need at least one row")
+        raise ValueError(
+            f"{name} is empty (shape {tuple(arr.shape)}): metrics need at least one row"
+        )
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
@@ -59,7 +61,9 @@ def as_labels(y: Any, name: str, n: int) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per embedding), got shape {tuple(arr.shape)}")
+        raise ValueError(
+            f"{name} must be 1-D (one label per embedding), got shape {tuple(arr.shape)}"
+        )
     if len(arr) != n:
         raise ValueError(
             f"{name} has {len(arr)} labels but there are {n} embeddings: pass one label per embedding row"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dml.metrics.inputs import as_embeddings
+from dml.metrics.inputs import as_embeddings, unit_rows
 
 # Side of a square tile of the similarity matrix (torch backend); 2048^2 floats = 16 MiB.
 TILE = 2048
@@ -297,8 +297,6 @@ def nearest_neighbors(
     gallery=None searches the query set itself and leaves each query's own row out. Rows are
     ordered by similarity, ties by gallery index. Inputs: [N, D] tensors or arrays.
     """
-    from dml.metrics.inputs import unit_rows
-
     q = unit_rows(as_embeddings(query, "query"), "query")
     g = (
         None

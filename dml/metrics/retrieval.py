@@ -66,7 +66,9 @@ def retrieval_metrics(
     self_mode = gallery is None
     if self_mode:
         if gallery_labels is not None:
-            raise ValueError("gallery_labels given without gallery: pass both, or neither for self-retrieval")
+            raise ValueError(
+                "gallery_labels given without gallery: pass both, or neither for self-retrieval"
+            )
         g, gl = None, None
         ql_codes = gl_codes = encode_labels(ql)[0]
     else:

@@ -18,7 +18,9 @@ from dml.metrics.inputs import as_embeddings, as_labels, unit_rows
 def best_threshold(sims: np.ndarray, same: np.ndarray) -> float:
     """The accuracy-maximising threshold ("same" iff sim > threshold) for these pairs."""
     values = np.unique(sims)
-    candidates = np.concatenate([[values[0] - 1.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]])
+    candidates = np.concatenate(
+        [[values[0] - 1.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]
+    )
     order = np.argsort(sims, kind="stable")
     s, y = sims[order], same[order]
     # items at or below each candidate are predicted "different"
@@ -52,7 +54,9 @@ def far_name(far: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
-def verification_metrics(emb_a, emb_b, same, folds: int = 10, far: float = 1e-3) -> dict[str, float]:
+def verification_metrics(
+    emb_a, emb_b, same, folds: int = 10, far: float = 1e-3
+) -> dict[str, float]:
     """Accuracy (mean and std over folds), mean threshold, ROC AUC and TAR@FAR of pairs (a_i, b_i).
 
     emb_a, emb_b: [P, D] embeddings of the two sides of each pair, in file order; same: [P] bools.
@@ -60,10 +64,14 @@ def verification_metrics(emb_a, emb_b, same, folds: int = 10, far: float = 1e-3)
     a = as_embeddings(emb_a, "emb_a")
     b = as_embeddings(emb_b, "emb_b", dim=a.shape[1])
     if len(a) != len(b):
-        raise ValueError(f"emb_a has {len(a)} rows but emb_b has {len(b)}: pass one row per pair on each side")
+        raise ValueError(
+            f"emb_a has {len(a)} rows but emb_b has {len(b)}: pass one row per pair on each side"
+        )
     raw = as_labels(same, "same", len(a))
     if not np.isin(raw, [0, 1]).all():
-        raise ValueError("same must hold booleans (or 0/1): True where the two images show the same identity")
+        raise ValueError(
+            "same must hold booleans (or 0/1): True where the two images show the same identity"
+        )
     same = raw.astype(bool)
     if same.all() or not same.any():
         raise ValueError("verification needs both same and different pairs; got only one kind")

@@ -46,7 +46,9 @@ def reference_retrieval(q, ql, g=None, gl=None, ks=(1, 2, 4, 8)) -> dict:
     return out
 
 
-def clustered(n: int, dim: int, classes: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def clustered(
+    n: int, dim: int, classes: int, noise: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors around random class centres (float32) and their labels."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(classes, dim))
@@ -70,9 +72,13 @@ def grid_with_ties(n: int, classes: int, seed: int, dim: int = 16) -> tuple[np.n
 @pytest.fixture
 def ref():
     """The brute-force reference functions."""
-    return type("Ref", (), {
-        "ranking": staticmethod(reference_ranking),
-        "retrieval": staticmethod(reference_retrieval),
-        "clustered": staticmethod(clustered),
-        "grid": staticmethod(grid_with_ties),
-    })
+    return type(
+        "Ref",
+        (),
+        {
+            "ranking": staticmethod(reference_ranking),
+            "retrieval": staticmethod(reference_retrieval),
+            "clustered": staticmethod(clustered),
+            "grid": staticmethod(grid_with_ties),
+        },
+    )

@@ -24,8 +24,12 @@ def test_nmi_and_f1_match_references(seed):
     n = int(rng.integers(20, 150))
     labels = rng.integers(0, int(rng.integers(2, 12)), n)
     clusters = np.where(rng.random(n) < 0.6, labels, rng.integers(0, 9, n))
-    assert nmi_score(labels, clusters) == pytest.approx(normalized_mutual_info_score(labels, clusters), abs=1e-12)
-    assert pairwise_f1(labels, clusters) == pytest.approx(brute_force_pair_f1(labels, clusters), abs=1e-12)
+    assert nmi_score(labels, clusters) == pytest.approx(
+        normalized_mutual_info_score(labels, clusters), abs=1e-12
+    )
+    assert pairwise_f1(labels, clusters) == pytest.approx(
+        brute_force_pair_f1(labels, clusters), abs=1e-12
+    )
 
 
 def test_hand_computed_f1_and_edge_cases():

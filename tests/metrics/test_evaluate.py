@@ -17,7 +17,10 @@ def test_query_gallery_clusters_both_sets(ref):
     x, labels = ref.clustered(200, 16, 10, noise=0.8, seed=32)
     out = evaluate_embeddings(x[:80], labels[:80], x[80:], labels[80:], ks=[1])
     assert out["nmi"] == pytest.approx(clustering_metrics(x, labels)["nmi"])
-    assert out["recall@1"] == retrieval_metrics(x[:80], labels[:80], x[80:], labels[80:], ks=[1])["recall@1"]
+    assert (
+        out["recall@1"]
+        == retrieval_metrics(x[:80], labels[:80], x[80:], labels[80:], ks=[1])["recall@1"]
+    )
 
 
 def test_unknown_option_is_an_error(ref):

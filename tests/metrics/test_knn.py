@@ -74,7 +74,9 @@ def test_first_match_rank_counts_ties_by_index(ref):
     rows = np.flatnonzero(has_pos)
     ranking = ref.ranking(q, g)
     want = [int(np.argmax(labels[50:][ranking[i]] == labels[i])) for i in rows]
-    np.testing.assert_array_equal(first_match_rank(q, labels[:50], rows, g, labels[50:], chunk_size=9), want)
+    np.testing.assert_array_equal(
+        first_match_rank(q, labels[:50], rows, g, labels[50:], chunk_size=9), want
+    )
 
 
 @pytest.mark.parametrize("self_mode", [True, False])
@@ -83,7 +85,11 @@ def test_torch_topk_selector_matches_brute_force(ref, monkeypatch, self_mode):
     import sys
 
     knn_module = sys.modules["dml.metrics.knn"]
-    monkeypatch.setattr(knn_module, "_selector", lambda rows, k, cols, device: knn_module.KeySelector(rows, k, device))
+    monkeypatch.setattr(
+        knn_module,
+        "_selector",
+        lambda rows, k, cols, device: knn_module.KeySelector(rows, k, device),
+    )
     x, _ = ref.grid(200, 4, seed=6)
     q, g = (x, None) if self_mode else (x[:70], x[70:])
     _, idx = knn(q, 25, g, backend="torch", chunk_size=32)

@@ -54,7 +54,9 @@ def test_result_is_stable_across_backends_tiles_and_input_types(ref):
     ]
     for other in runs[1:]:
         assert other == runs[0]
-    assert all(isinstance(v, float) for k, v in runs[0].items() if not k.startswith(("num", "queries")))
+    assert all(
+        isinstance(v, float) for k, v in runs[0].items() if not k.startswith(("num", "queries"))
+    )
 
 
 def test_unnormalised_inputs_rank_by_cosine(ref):
