@@ -125,10 +125,18 @@ def test_two_runs_with_the_same_seed_are_identical(reference, tmp_path):
         pytest.param("steps/s5.ckpt", marks=pytest.mark.slow),  # mid-epoch 1
     ],
 )
-def test_resumed_run_ends_identical_to_the_uninterrupted_one(reference, tmp_path, checkpoint):
+def test_resumed_run_ends_identical_to_the_uninterrupted_one(reference, tmp_path, checkpoint, monkeypatch):
     out, result, batches = reference
     start = read_checkpoint(out / checkpoint)["global_step"]
+    loads, real_load = [], torch.load
+
+    def spy(*args, **kwargs):
+        loads.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
     resumed, seen = _recorded_train(_compose(tmp_path, f"ckpt_path={out / checkpoint}"))
+    assert loads and all(w is True for w in loads)  # our check and Lightning's restore: weights_only=True
     assert resumed["resumed_from"] == str(out / checkpoint)
     assert resumed["global_step"] == STEPS and resumed["epochs"] == 2
     assert seen == batches[start:]  # the same batches, in the same order, each once
