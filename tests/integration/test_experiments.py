@@ -31,10 +31,12 @@ FAST = (
     "trainer.enable_progress_bar=false",
     "eval.before_training=false",
     "eval.raw_baseline=false",
+    "callbacks=none",
 )
 # a tiny step: the small CNN on 32 px crops, 2 classes x 2 images per batch
 TINY = (
     "backbone=small_cnn",
+    "backbone.net.width=8",
     "~backbone.net.pretrained",
     "dataset.classes_per_batch=2",
     "dataset.m_per_class=2",
