@@ -59,8 +59,8 @@ IGNORED = (
     "*.draft",
     "*.skip_bad_images",
 )
-# metrics that are counts, not scores
-_COUNTS = re.compile(r"^(num_|queries_)")
+# metrics that are not scores in [0, 1] (counts, a verification threshold): left out of the tables
+_COUNTS = re.compile(r"(^|/)(num_|queries_|threshold$)")
 _ORDER = ("map@r", "r_precision", "nmi", "f1")
 _HEADERS = {"map@r": "MAP@R", "r_precision": "RP", "nmi": "NMI", "f1": "F1"}
 
@@ -231,7 +231,7 @@ def _labels(groups: list[list[RunResult]], keys: list[dict[str, str]], distinct:
 
 
 def _metric_order(names: Iterable[str]) -> list[str]:
-    names = {n for n in names if not _COUNTS.match(n)}
+    names = {n for n in names if not _COUNTS.search(n)}
     recalls = sorted((n for n in names if n.startswith("recall@")), key=lambda n: int(n.split("@")[1]))
     known = [n for n in _ORDER if n in names]
     rest = sorted(names - set(recalls) - set(known))

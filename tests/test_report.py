@@ -97,7 +97,7 @@ def test_settings_that_do_not_change_the_method_do_not_split_rows(tmp_path):
 
 
 def test_one_table_per_dataset_and_metric_selection(tmp_path):
-    write_run(tmp_path / "cub", 0, {"recall@1": 0.5, "map@r": 0.2})
+    write_run(tmp_path / "cub", 0, {"recall@1": 0.5, "map@r": 0.2, "lfw/threshold": 0.31})
     write_run(tmp_path / "sop", 0, {"recall@1": 0.7, "recall@1000": 0.99}, dataset="sop")
     tables = summarize(load_runs([tmp_path / "cub", tmp_path / "sop" / "results.json"]))
     assert [t.dataset for t in tables] == ["cub200", "sop"]
