@@ -101,6 +101,7 @@ def test_one_table_per_dataset_and_metric_selection(tmp_path):
     write_run(tmp_path / "sop", 0, {"recall@1": 0.7, "recall@1000": 0.99}, dataset="sop")
     tables = summarize(load_runs([tmp_path / "cub", tmp_path / "sop" / "results.json"]))
     assert [t.dataset for t in tables] == ["cub200", "sop"]
+    assert tables[0].columns == ["recall@1", "map@r"]  # the verification threshold is not a score
     assert tables[1].columns == ["recall@1", "recall@1000"]
     (cub,) = summarize(load_runs([tmp_path / "cub"]), metrics=["map@r"])
     assert cub.columns == ["map@r"]
