@@ -139,7 +139,8 @@ class DMLModule(pl.LightningModule):
         stats = (lambda: self._memory_stats) if self.memory is not None else getattr(self.loss, "log_stats", None)
         if callable(stats):
             for k, v in stats().items():
-                self.log(f"train/{k}", float(v), batch_size=len(y))
+                # detached tensors: no host sync per step on a GPU
+                self.log(f"train/{k}", v.float() if torch.is_tensor(v) else float(v), batch_size=len(y))
         return loss
 
     def _nonfinite(self, what: str, batch_idx: int, value: torch.Tensor) -> bool:
