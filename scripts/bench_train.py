@@ -6,8 +6,8 @@ between consecutive batch ends (so data loading and epoch boundaries count), aft
 steps. The backbone alone is forward + backward of the backbone on a batch from the same
 loader, in the same precision and memory format. outside = 1 - backbone time / step time:
 the share of a step spent in data, head, sampler, loss, optimizer and logging (DESIGN section 7
-asks for < 10%). Of that, data = the loader alone per batch, and loss = sampler + loss forward
-and backward on the batch's embeddings, each as a share of the step.
+asks for < 10%). Of that, data = the loader alone per batch, loss = sampler + loss forward
+and backward on the batch's embeddings, optim = the optimizer step, each as a share of the step.
 
 CPU preset (default): small_cnn on digits at 16 px, resnet18 and resnet50 on synthetic images
 at 64 px. GPU preset: resnet50 at 224 px, bf16-mixed, channels_last (`--preset gpu`).
@@ -165,6 +165,23 @@ def bench(name: str, overrides: Sequence[str], steps: int, warmup: int) -> dict[
                 times.append(time.perf_counter() - t0)
             backbone.zero_grad(set_to_none=True)
         alone = statistics.mean(times)
+
+        # the optimizer step alone, on gradients of a full step
+        opt = module.configure_optimizers()
+        opt = opt["optimizer"] if isinstance(opt, dict) else opt
+        module.zero_grad(set_to_none=True)
+        with _autocast(cfg.trainer.precision, device):
+            embeddings = module.model(x)
+        module.compute_loss(embeddings, labels).backward()
+        times = []
+        for i in range(warmup + steps):
+            _sync()
+            t0 = time.perf_counter()
+            opt.step()
+            _sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        optim = statistics.mean(times)
         batch = int(x.shape[0])
         return {
             "backbone": name,
@@ -177,6 +194,7 @@ def bench(name: str, overrides: Sequence[str], steps: int, warmup: int) -> dict[
             "outside": 1.0 - alone / step,
             "data": data / step,
             "loss": loss_time / step,
+            "optim": optim / step,
         }
 
 
@@ -192,7 +210,7 @@ def table(rows: list[dict[str, object]]) -> str:
         cells = []
         for c in cols:
             v = row[c]
-            if c in ("outside", "data", "loss"):
+            if c in ("outside", "data", "loss", "optim"):
                 cells.append(f"{100 * v:.1f}%")
             elif isinstance(v, float):
                 cells.append(f"{v:.1f}")
