@@ -323,19 +323,24 @@ def first_match_rank(
     self_mode = gallery is None
     device = _torch_device()
     g = torch.from_numpy(query if self_mode else gallery).to(device)
-    gcodes = torch.from_numpy(query_codes if self_mode else gallery_codes).to(device)
-    cols = torch.arange(len(g), device=device)
+    gcodes = query_codes if self_mode else gallery_codes
+    members = np.argsort(gcodes, kind="stable")  # gallery indices grouped by class, ascending
+    starts = np.searchsorted(gcodes[members], np.arange(int(gcodes.max()) + 2))
     chunk = int(chunk_size or max(1, (RUNNING_BYTES // 8) // (4 * len(g))))  # ~32 MiB of sims
-    out = []
+    buffer = torch.empty((min(chunk, len(rows)), len(g)), dtype=torch.float32, device=device)
+    out = np.empty(len(rows), dtype=np.int64)
     for c0, c1 in _spans(len(rows), chunk):
-        r = torch.from_numpy(rows[c0:c1]).to(device)
-        sims = torch.from_numpy(query[rows[c0:c1]]).to(device) @ g.T
-        same = gcodes[None, :] == torch.from_numpy(query_codes[rows[c0:c1]]).to(device)[:, None]
-        if self_mode:
-            sims[torch.arange(len(r), device=device), r] = -torch.inf
-            same[torch.arange(len(r), device=device), r] = False
-        best = torch.where(same, sims, -torch.inf).max(dim=1).values[:, None]
-        first = (same & (sims == best)).to(torch.uint8).argmax(dim=1)[:, None]
-        before = (sims > best).sum(1) + ((sims == best) & (cols[None, :] < first)).sum(1)
-        out.append(before.cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        sims = torch.mm(torch.from_numpy(query[rows[c0:c1]]).to(device), g.T, out=buffer[: c1 - c0])
+        sims = sims.cpu().numpy()
+        # one row at a time in NumPy: small temporaries, and faster than torch's bool reductions
+        for i, row in enumerate(rows[c0:c1]):
+            s = sims[i]
+            if self_mode:
+                s[row] = -np.inf
+            code = query_codes[row]
+            same = members[starts[code] : starts[code + 1]]
+            same = same[same != row] if self_mode else same
+            best = s[same].max()
+            first = same[np.argmax(s[same] == best)]  # lowest index among the best matches
+            out[c0 + i] = np.count_nonzero(s > best) + np.count_nonzero(s[:first] == best)
+    return out
