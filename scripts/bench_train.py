@@ -3,8 +3,9 @@
 A full step is what `dml-train` runs, through Lightning: the class-balanced DataLoader and its
 transforms, backbone + head, sampler, loss, backward, optimizer step and logging. It is timed
 between consecutive batch ends (so data loading and epoch boundaries count), after warm-up
-steps. The backbone alone is forward + backward of the backbone on a batch from the same
-loader, in the same precision and memory format. outside = 1 - backbone time / step time:
+steps. The backbone alone is forward + backward of the backbone on the first batch, in the
+same precision and memory format; it and sampler + loss alone are timed right after every
+step, interleaved with the steps, so that other jobs on the machine slow all of them alike. outside = 1 - backbone time / step time:
 the share of a step spent in data, head, sampler, loss, optimizer and logging (DESIGN section 7
 asks for < 10%). Of that, data = the loader alone per batch, loss = sampler + loss forward
 and backward on the batch's embeddings, optim = the optimizer step, each as a share of the step.
@@ -60,16 +61,58 @@ PRESETS: dict[str, list[tuple[str, list[str]]]] = {
 }
 
 
-class StepTimer(pl.Callback):
-    """Wall-clock time at the end of every training batch (after the optimizer step)."""
+class InterleavedTimer(pl.Callback):
+    """Times every training step (batch end to batch end) and, right after each step, the backbone
+    alone and sampler + loss alone on the first batch, so that load from other jobs on the
+    machine affects the three alike. The probes' own time is left out of the next step."""
 
-    def __init__(self) -> None:
-        self.times: list[float] = []
+    def __init__(self, precision: str, channels_last: bool, compile: bool) -> None:
+        self.precision, self.channels_last, self.compile = precision, channels_last, compile
+        self._backbone: torch.nn.Module | None = None
+        self.step: list[float] = []
+        self.backbone: list[float] = []
+        self.loss: list[float] = []
+        self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._mark: float | None = None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.times.append(time.perf_counter())
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, module: pl.LightningModule, batch, *args
+    ) -> None:
+        if self.batch is None:
+            x, y = batch
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self.batch = (x.detach().clone(), y.detach().clone())
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
+        _sync()
+        now = time.perf_counter()
+        if self._mark is not None:
+            self.step.append(now - self._mark)
+        x, y = self.batch
+        device = x.device.type
+        if self._backbone is None:  # compiled on its own when the run compiles the model
+            backbone = module.model.backbone
+            self._backbone = torch.compile(backbone) if self.compile else backbone
+        t0 = time.perf_counter()
+        with _autocast(self.precision, device):
+            out = self._backbone(x)
+        out.float().sum().backward()
+        _sync()
+        t1 = time.perf_counter()
+        with torch.no_grad(), _autocast(self.precision, device):
+            embeddings = module.model(x)
+        emb = embeddings.detach().float().requires_grad_(True)
+        _sync()
+        t2 = time.perf_counter()
+        module.compute_loss(emb, y).backward()
+        _sync()
+        t3 = time.perf_counter()
+        # the gradients left by the probes are cleared before the next step's backward
+        module.zero_grad(set_to_none=True)
+        self.backbone.append(t1 - t0)
+        self.loss.append(t3 - t2)
+        self._mark = time.perf_counter()
 
 
 def _config(overrides: Sequence[str], out_dir: str) -> DictConfig:
@@ -116,55 +159,30 @@ def bench(name: str, overrides: Sequence[str], steps: int, warmup: int) -> dict[
         datamodule = build_datamodule(cfg)
         datamodule.setup("fit")
         module = build_module(cfg)
-        timer = StepTimer()
+        timer = InterleavedTimer(
+            str(cfg.trainer.precision), bool(cfg.get("channels_last")), bool(cfg.get("compile"))
+        )
         trainer: pl.Trainer = hydra.utils.instantiate(
             cfg.trainer, logger=False, callbacks=[timer], enable_checkpointing=False
         )
         trainer.fit(module, datamodule=datamodule)
-        step = (timer.times[-1] - timer.times[warmup - 1]) / steps
+        # timer.step[i] is step i + 1; keep the steps after warm-up and the probes taken after them
+        step = statistics.mean(timer.step[warmup - 1 :])
+        alone = statistics.mean(timer.backbone[warmup:])
+        loss_time = statistics.mean(timer.loss[warmup:])
 
         # Lightning moves the module back to the CPU when fit ends
         module.to(trainer.strategy.root_device)
         device = module.device.type
         loader = datamodule.train_dataloader()
         start = time.perf_counter()
-        batches = []
-        for i, batch in enumerate(loader):
-            batches.append(batch)
-            if i + 1 == steps:
+        fetched = 0
+        for _ in loader:
+            fetched += 1
+            if fetched == steps:
                 break
-        data = (time.perf_counter() - start) / len(batches)
-
-        x, labels = (t.to(module.device) for t in batches[0])
-        with torch.no_grad():
-            embeddings = module.model(x)
-        times = []
-        for i in range(warmup + steps):
-            emb = embeddings.detach().requires_grad_(True)
-            _sync()
-            t0 = time.perf_counter()
-            module.compute_loss(emb, labels).backward()
-            _sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-        loss_time = statistics.mean(times)
-
-        if cfg.get("channels_last"):
-            x = x.contiguous(memory_format=torch.channels_last)
-        backbone = module.model.backbone
-        backbone.train()
-        times = []
-        for i in range(warmup + steps):
-            _sync()
-            t0 = time.perf_counter()
-            with _autocast(cfg.trainer.precision, device):
-                out = backbone(x)
-            out.float().sum().backward()
-            _sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-            backbone.zero_grad(set_to_none=True)
-        alone = statistics.mean(times)
+        data = (time.perf_counter() - start) / fetched
+        x, labels = (t.to(module.device) for t in timer.batch)
 
         # the optimizer step alone, on gradients of a full step
         opt = module.configure_optimizers()
