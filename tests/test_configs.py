@@ -43,8 +43,8 @@ def test_defaults_are_the_documented_ones(compose_cfg):
     cfg = compose_cfg()
     assert cfg.dataset.name == "digits"
     assert cfg.backbone.net._target_ == "dml.models.SmallCNN"
-    assert cfg.sampler.positive == "all" and cfg.sampler.negative == "all"
-    assert cfg.loss._target_ == "dml.losses.TripletLoss"
+    assert cfg.sampler.positive == "all" and cfg.sampler.negative == "distance_weighted"
+    assert cfg.loss._target_ == "dml.losses.MarginLoss"
 
 
 def test_canonical_call_composes(compose_cfg):
