@@ -35,6 +35,8 @@ from dml.training.loggers import build_loggers
 from dml.training.module import DMLModule
 
 log = logging.getLogger("dml")
+# faiss announces at INFO which CPU build it loaded; Hydra logs INFO to the console
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def build_model(cfg: DictConfig) -> EmbeddingModel:
