@@ -14,7 +14,14 @@ from dml.config import ConfigError
 from dml.training.evaluate_checkpoint import evaluate_checkpoint
 from dml.training.run import train
 
-FAST = ("logger=none", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false")
+FAST = (
+    "logger=none",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+    "callbacks.eval_plots=null",
+    "callbacks.training_diagnostics=null",
+)
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -74,6 +81,16 @@ def test_cli_help_lists_groups_and_choices(tmp_path):
     assert proc.returncode == 0
     for text in ("dataset:", "loss:", "sampler:", "margin", "distance_weighted", "digits"):
         assert text in proc.stdout
+
+
+@pytest.mark.slow
+def test_default_run_learns_beyond_the_untrained_network(compose_cfg):
+    """The default configuration (what `make train` runs), only without W&B and plots."""
+    cfg = compose_cfg("logger=none", "trainer.enable_progress_bar=false", "callbacks.eval_plots=null")
+    result = train(cfg)
+    trained, untrained = result["metrics"], result["baselines"]["untrained"]
+    assert trained["map@r"] > untrained["map@r"] + 0.03
+    assert trained["nmi"] > untrained["nmi"] + 0.1
 
 
 def test_cli_canonical_call_from_another_folder(tmp_path):
