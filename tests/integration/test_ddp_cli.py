@@ -22,6 +22,15 @@ FAST = (
     "eval.raw_baseline=false",
 )
 
+# synthetic images whose test split (11 classes x 3 modes x 7 images = 231) does not divide by 2
+ODD_EVAL_SET = (
+    "dataset=synthetic",
+    "dataset.train.num_classes=22",
+    "dataset.test.num_classes=22",
+    "dataset.test.images_per_mode=7",
+)
+EVAL_SIZE = 231
+
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
@@ -45,6 +54,7 @@ def test_two_process_cpu_ddp_run_logs_each_metric_once(tmp_path):
         "loss=margin",
         "sampler=distance_weighted",
         "+loss.memory_size=256",
+        *ODD_EVAL_SET,
         *FAST,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -52,6 +62,7 @@ def test_two_process_cpu_ddp_run_logs_each_metric_once(tmp_path):
     metrics_csv = run / "csv" / "metrics.csv"
     rows = _eval_rows(metrics_csv, "eval/map@r")
     assert len(rows) == 2  # one per epoch, written by rank 0 only
+    assert [float(n) for n in _eval_rows(metrics_csv, "eval/num_queries")] == [EVAL_SIZE] * 2
     with metrics_csv.open() as f:
         header = next(csv.reader(f))
     assert len(header) == len(set(header))
@@ -63,5 +74,6 @@ def test_two_process_cpu_ddp_run_logs_each_metric_once(tmp_path):
     # one process re-embedding the whole eval set with the final weights gets the same numbers:
     # no item was dropped or counted twice across the two ranks' shares
     single, _ = evaluate_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert single["num_queries"] == EVAL_SIZE
     for key in ("map@r", "recall@1", "r_precision"):
         assert result["metrics"][key] == pytest.approx(single[key], abs=1e-4)
