@@ -171,6 +171,16 @@ def _selector(rows: int, k: int, cols: int, device: torch.device):
     return KeySelector(rows, k, device)
 
 
+class _Buffers:
+    """Reused flat buffers for similarity tiles: no fresh pages to fault in for every tile."""
+
+    def __init__(self, tile: int, device: torch.device, count: int):
+        self.flat = [torch.empty(tile * tile, device=device) for _ in range(count)]
+
+    def view(self, which: int, h: int, w: int) -> Tensor:
+        return self.flat[which][: h * w].view(h, w)
+
+
 def _symmetric_tiles(x: Tensor, k: int, tile: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Self mode: tile (i, j >= i) gives candidates to the rows of block i and, transposed, of j.
 
@@ -178,14 +188,15 @@ def _symmetric_tiles(x: Tensor, k: int, tile: int) -> Iterator[tuple[int, np.nda
     """
     spans = _spans(len(x), tile)
     selector = _selector(len(x), k, len(x), x.device)
+    buffers = _Buffers(min(tile, len(x)), x.device, 2)
     for bi, (r0, r1) in enumerate(spans):
         for c0, c1 in spans[bi:]:
-            sims = x[r0:r1] @ x[c0:c1].T
+            sims = torch.mm(x[r0:r1], x[c0:c1].T, out=buffers.view(0, r1 - r0, c1 - c0))
             if c0 == r0:
                 sims.fill_diagonal_(-torch.inf)
             selector.add(sims, r0, c0)
             if c0 != r0:
-                selector.add(sims.T.contiguous(), c0, r0)
+                selector.add(buffers.view(1, c1 - c0, r1 - r0).copy_(sims.T), c0, r0)
         yield (r0, *selector.result(r0, r1))
 
 
@@ -194,12 +205,13 @@ def _grouped_tiles(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Query rows in groups small enough for their running top-k; every gallery tile per group."""
     group = max(tile, (RUNNING_BYTES // (12 * k)) // tile * tile)
+    buffers = _Buffers(tile, q.device, 1)
     for g0, g1 in _spans(len(q), group):
         selector = _selector(g1 - g0, k, len(g), q.device)
         for r0, r1 in _spans(g1 - g0, tile):
             rows = q[g0 + r0 : g0 + r1]
             for c0, c1 in _spans(len(g), tile):
-                sims = rows @ g[c0:c1].T
+                sims = torch.mm(rows, g[c0:c1].T, out=buffers.view(0, r1 - r0, c1 - c0))
                 if self_mode and c0 < g0 + r1 and g0 + r0 < c1:  # own rows inside this tile
                     own = torch.arange(max(g0 + r0, c0), min(g0 + r1, c1), device=q.device)
                     sims[own - g0 - r0, own - c0] = -torch.inf
