@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from dml.cli.report import main as report_main
 from dml.config import config_dir
 from dml.report import load_runs, summarize
+from dml.training.run import split_loss_config
 
 FAST = (
     "logger=none",
@@ -124,7 +125,7 @@ def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
             GlobalHydra.instance().clear()
             assert cfg.dataset.name == "cub200" and cfg.backbone.net.name == "resnet50" and cfg.embedding_dim == 128
             tuples = instantiate(cfg.sampler)(embeddings.detach(), labels)
-            value = instantiate(cfg.loss)(embeddings, labels, tuples)
+            value = instantiate(split_loss_config(cfg.loss)[0])(embeddings, labels, tuples)
             assert torch.isfinite(value), (loss_name, sampler_name)
 
 
