@@ -23,12 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dml.distances import pairwise_distance, similarity_from_distance
+from dml.distances import pairwise_distance
 from dml.losses.base import TupleLoss
-from dml.samplers.multi_similarity import MultiSimilaritySampler
-from dml.samplers.strategies import select_negatives, select_positives
-from dml.samplers.tuple_sampler import TupleSampler
-from dml.samplers.tuples import Pairs, Tuples
+from dml.samplers.tuples import Pairs, Tuples, class_masks
 
 
 class CrossBatchMemory(nn.Module):
@@ -103,64 +100,28 @@ class CrossBatchMemory(nn.Module):
         return f"size={self.size}, start={self.start}, filled={self.count}"
 
 
-def candidate_masks(labels: Tensor, ref_labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Boolean [B, N] masks of anchors (batch) against candidates (batch, then memory).
-
-    positive: same class, not the anchor itself (column i of row i); negative: other class.
-    """
-    same = labels.view(-1, 1) == ref_labels.view(1, -1)
-    batch = labels.shape[0]
-    positive = same.clone()
-    positive[:, :batch].fill_diagonal_(False)
-    return positive, ~same
-
-
 def sample_candidates(
     sampler: Any, distances: Tensor, labels: Tensor, ref_labels: Tensor, dim: int
 ) -> Tuples:
     """Tuples whose anchors index the batch (rows) and positives/negatives the candidates (columns).
 
-    distances [B, N], detached. Runs the sampler's own strategy functions on the rectangular
-    matrix (the tuple samplers are row-wise). A sampler whose `sample` takes `ref_labels`
-    (anchors vs reference set, as in pytorch-metric-learning) is called with it.
+    distances [B, N], detached; ref_labels [N] start with the batch's labels. The sampler's
+    `sample(..., ref_labels=...)` runs its strategy row by row over the candidates; without a
+    sampler every valid (anchor, candidate) pair is used, as a loss without a sampler would.
     """
-    positive, negative = candidate_masks(labels, ref_labels)
-    if sampler is None:  # every valid pair, as a loss without a sampler would use
+    if sampler is None:
+        positive, negative = class_masks(labels, ref_labels)
         pa, p = positive.nonzero(as_tuple=True)
         na, n = negative.nonzero(as_tuple=True)
         return Pairs(pa, p, na, n)
     sample = getattr(sampler, "sample", None)
-    if sample is not None and "ref_labels" in inspect.signature(sample).parameters:
-        return sample(distances, labels, dim, ref_labels=ref_labels)
-    if isinstance(sampler, TupleSampler):
-        # the composition of TupleSampler.sample, with candidate masks in place of class masks
-        positive &= negative.any(dim=1, keepdim=True)
-        generator = sampler.generator(distances.device)
-        a, p = select_positives(sampler.positive, distances, positive, generator)
-        return select_negatives(
-            sampler.negative,
-            distances,
-            negative,
-            a,
-            p,
-            generator,
-            dim=dim,
-            margin=sampler.margin,
-            cutoff=sampler.cutoff,
-            nonzero_loss_cutoff=sampler.nonzero_loss_cutoff,
+    if sample is None or "ref_labels" not in inspect.signature(sample).parameters:
+        raise TypeError(
+            f"loss.memory_size>0 (XBM) needs a sampler whose `sample(distances, labels, dim, ref_labels)` "
+            f"takes the memory's labels (dml's samplers do), not {type(sampler).__name__}; "
+            "or set loss.memory_size=0"
         )
-    if isinstance(sampler, MultiSimilaritySampler):
-        # MultiSimilaritySampler.sample's mining rule on the rectangular similarity
-        sim = similarity_from_distance(distances)
-        hardest_pos = sim.masked_fill(~positive, float("inf")).min(dim=1, keepdim=True).values
-        hardest_neg = sim.masked_fill(~negative, float("-inf")).max(dim=1, keepdim=True).values
-        pa, p = (positive & (sim - sampler.epsilon < hardest_neg)).nonzero(as_tuple=True)
-        na, n = (negative & (sim + sampler.epsilon > hardest_pos)).nonzero(as_tuple=True)
-        return Pairs(pa, p, na, n)
-    raise TypeError(
-        f"loss.memory_size>0 (XBM) works with dml's TupleSampler and MultiSimilaritySampler or no "
-        f"sampler, not {type(sampler).__name__}; give its `sample` a `ref_labels` argument, or set loss.memory_size=0"
-    )
+    return sample(distances, labels, dim, ref_labels=ref_labels)
 
 
 def memory_loss(

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from dml.config import config_dir
 from dml.distances import pairwise_distance
 from dml.losses import ContrastiveLoss, MarginLoss, MultiSimilarityLoss, TripletLoss
-from dml.losses.memory import CrossBatchMemory, candidate_masks, memory_loss, sample_candidates
+from dml.losses.memory import CrossBatchMemory, memory_loss, sample_candidates
 from dml.samplers.tuples import Pairs, Triplets, to_pairs
 from dml.training.module import DMLModule
 
@@ -189,17 +189,14 @@ def test_pytorch_metric_learning_loss_gets_the_memory_as_reference_set():
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
 
 
-def test_candidate_masks_exclude_only_the_anchor_itself():
-    labels = torch.tensor([0, 0, 1])
-    positive, negative = candidate_masks(labels, torch.tensor([0, 0, 1, 0, 1]))
-    assert positive.tolist() == [
-        [False, True, False, True, False],
-        [True, False, False, True, False],
-        [False, False, False, False, True],
-    ]
-    assert negative.tolist() == [[False, False, True, False, True]] * 2 + [
-        [True, True, False, True, False]
-    ]
+def test_a_sampler_without_reference_labels_is_refused_by_name():
+    class Foreign:
+        def sample(self, distances, labels, dim):
+            return None
+
+    emb, labels = _batch(4, 2)
+    with pytest.raises(TypeError, match="Foreign.*memory_size=0"):
+        sample_candidates(Foreign(), pairwise_distance(emb), labels, labels, 16)
 
 
 def test_bad_sizes_name_the_option():
