@@ -60,7 +60,7 @@ def split_loss_config(node: DictConfig) -> tuple[DictConfig, dict[str, int]]:
     """The loss node without the XBM options, and those options (`memory_size`, `memory_start`).
 
     XBM wraps any loss in the training module, so its options sit in the loss node
-    (`+loss.memory_size=4096`) but are not arguments of the loss class.
+    (`loss.memory_size=4096`) but are not arguments of the loss class.
     """
     node = OmegaConf.to_container(node, resolve=True)
     memory = {key: int(node.pop(key, 0) or 0) for key in ("memory_size", "memory_start")}

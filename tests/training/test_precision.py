@@ -95,7 +95,7 @@ def test_compile_keeps_parameter_names(compose_cfg):
 
 
 def test_memory_options_are_taken_out_of_the_loss_node(compose_cfg):
-    cfg = _compose(compose_cfg, "loss=margin", "+loss.memory_size=64", "+loss.memory_start=3")
+    cfg = _compose(compose_cfg, "loss=margin", "loss.memory_size=64", "loss.memory_start=3")
     node, memory = split_loss_config(cfg.loss)
     assert memory == {"memory_size": 64, "memory_start": 3} and "memory_size" not in node
     module = build_module(cfg)
