@@ -46,10 +46,13 @@ class DMLDataModule(pl.LightningDataModule):
         """True when evaluation is query-vs-gallery (In-Shop), False for self-retrieval."""
         return self.cfg.get("query") is not None and self.cfg.get("gallery") is not None
 
-    def _build(self, node: DictConfig, train: bool) -> Dataset:
+    def transform(self, train: bool):
+        """The config's train or eval transform, with the backbone's input normalisation."""
         spec = self.cfg.transform.train if train else self.cfg.transform.eval
-        transform = build_transform(OmegaConf.to_container(spec, resolve=True), normalize=self.normalize)
-        return hydra.utils.instantiate(node, transform=transform)
+        return build_transform(OmegaConf.to_container(spec, resolve=True), normalize=self.normalize)
+
+    def _build(self, node: DictConfig, train: bool) -> Dataset:
+        return hydra.utils.instantiate(node, transform=self.transform(train))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None and stage in (None, "fit"):

@@ -18,7 +18,6 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
-from dml.data.transforms import build_transform
 from dml.io import atomic_write_json
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
@@ -181,16 +180,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     columns: dict[str, dict[str, float]] = {}
     ks, nmi = module.ks, module.nmi
-    if cfg.eval.get("raw_baseline") and trainer.is_global_zero:
-        loaders = datamodule.eval_dataloaders()
-        columns["raw pixels"] = score(
-            {n: raw_pixels(dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
-        )
-    if cfg.eval.get("before_training") and trainer.is_global_zero:
-        loaders = datamodule.eval_dataloaders()
-        columns["untrained"] = score(
-            {n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
-        )
+    if trainer.is_global_zero and (cfg.eval.get("raw_baseline") or cfg.eval.get("before_training")):
+        loaders = datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
+        if cfg.eval.get("raw_baseline"):
+            columns["raw pixels"] = score(
+                {n: raw_pixels(dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
+            )
+        if cfg.eval.get("before_training"):
+            columns["untrained"] = score(
+                {n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
+            )
 
     checkpoint = trainer.checkpoint_callback
     remove_stale_temp_files(ckpt_dir)  # a save that was killed leaves its temporary file
@@ -207,11 +206,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         columns["trained"] = dict(module.last_metrics)
     if cfg.eval.get("lfw_root") and trainer.is_global_zero and "trained" in columns:
         # a face model trained on one set, verified on LFW's pairs (DESIGN 6)
-        transform = build_transform(
-            OmegaConf.to_container(cfg.dataset.transform.eval, resolve=True), normalize=str(cfg.backbone.get("normalize", "none"))
-        )
         columns["trained"].update(
-            lfw_verification(module.model, str(cfg.eval.lfw_root), transform, int(cfg.eval.batch_size), module.device)
+            lfw_verification(
+                module.model, str(cfg.eval.lfw_root), datamodule.transform(train=False), int(cfg.eval.batch_size), module.device
+            )
         )
 
     result = {
