@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
+from dml.data.folds import ClassSubset, fold_classes, fold_options
 from dml.data.transforms import build_transform
 from dml.training.distributed import EvalShardSampler
 
@@ -21,7 +22,9 @@ class DMLDataModule(pl.LightningDataModule):
 
     `dataset` is the composed `dataset` config node; `normalize` is the backbone's input
     normalisation (imagenet | bgr255 | none). Evaluation is self-retrieval on `test`, or
-    `query` against `gallery` when the config names both.
+    `query` against `gallery` when the config names both. With `dataset.folds` and `dataset.fold`
+    (dml.data.folds) training uses the train split minus one class-disjoint partition, and that
+    partition, with the eval transform, is an extra eval split `val`.
     """
 
     def __init__(
@@ -55,8 +58,11 @@ class DMLDataModule(pl.LightningDataModule):
         return hydra.utils.instantiate(node, transform=self.transform(train))
 
     def setup(self, stage: str | None = None) -> None:
+        folds = fold_options(self.cfg)  # (folds, fold), None when off; a bad combination names the key
         if self.train_set is None and stage in (None, "fit"):
             self.train_set = self._build(self.cfg.train, train=True)
+            if folds is not None:
+                self.train_set = ClassSubset(self.train_set, fold_classes(self.train_set.labels, *folds)[0])
         if not self.eval_sets:
             if self.query_gallery:
                 self.eval_sets = {
@@ -70,6 +76,9 @@ class DMLDataModule(pl.LightningDataModule):
                     f"dataset={self.cfg.get('name')}: the config names no eval split; set dataset.test, "
                     "or dataset.query and dataset.gallery"
                 )
+            if folds is not None:  # the held-out partition of the train split, built with the eval transform
+                source = self._build(self.cfg.train, train=False)
+                self.eval_sets["val"] = ClassSubset(source, fold_classes(source.labels, *folds)[1])
             for name, ds in self.eval_sets.items():
                 if len(ds) == 0:
                     raise ValueError(
