@@ -1,4 +1,4 @@
-"""Re-embed the eval split(s) of a run from one of its checkpoints and score them (dml-eval)."""
+"""Re-embed the eval split(s) of a run from one of its checkpoints, or from several concatenated, and score them (dml-eval)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from dml.training.checkpointing import checkpoint_config, load_model_weights, read_checkpoint
@@ -23,8 +24,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tuple[dict[str, float], Any]:
-    """Metrics of the checkpoint's model on its run's eval split; `overrides` are `key=value` strings."""
+def _checkpoint_model_and_data(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, Any, Any, str]:
+    """(model with the checkpoint's weights, on the device; its run's datamodule, set up; config; device)."""
     from dml.training.run import build_datamodule, build_model
 
     ckpt = load_checkpoint(path)
@@ -36,13 +37,71 @@ def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tupl
     datamodule = build_datamodule(cfg)
     datamodule.setup("validate")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    return model.to(device), datamodule, cfg, device
+
+
+def _score(splits: dict[str, Any], cfg: Any, pairs: Any) -> dict[str, float]:
     metrics_cfg = cfg.dataset.get("metrics", {}) or {}
+    return score(splits, ks=metrics_cfg.get("ks", (1, 2, 4, 8)), nmi=bool(metrics_cfg.get("nmi", True)), pairs=pairs)
+
+
+def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tuple[dict[str, float], Any]:
+    """Metrics of the checkpoint's model on its run's eval split; `overrides` are `key=value` strings."""
+    model, datamodule, cfg, device = _checkpoint_model_and_data(path, overrides)
     splits = {name: embed(model, dl, device=device) for name, dl in datamodule.eval_dataloaders().items()}
-    metrics = score(
-        splits,
-        ks=metrics_cfg.get("ks", (1, 2, 4, 8)),
-        nmi=bool(metrics_cfg.get("nmi", True)),
-        pairs=datamodule.verification_pairs(),
-    )
-    return metrics, cfg
+    return _score(splits, cfg, datamodule.verification_pairs()), cfg
+
+
+def concatenated_embeddings(
+    paths: Sequence[str | Path], overrides: Sequence[str] = ()
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], Any, Any]:
+    """Each checkpoint's eval embeddings L2-normalised, joined along the features and normalised again.
+
+    Each checkpoint's own config builds its data, with any training fold switched off (only the test
+    split, or query and gallery, is embedded); every model must embed the same items. Returns the
+    joined splits, the first checkpoint's config and its verification pairs (LFW), if any.
+    """
+    if not paths:
+        raise ValueError("ckpt=[...] names no checkpoint; give the checkpoints to concatenate")
+    no_folds = [*overrides, "dataset.folds=null", "dataset.fold=null"]
+    parts: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = []
+    first_cfg, pairs = None, None
+    for path in paths:
+        model, datamodule, cfg, device = _checkpoint_model_and_data(path, no_folds)
+        if first_cfg is None:
+            first_cfg, pairs = cfg, datamodule.verification_pairs()
+        elif cfg.dataset.name != first_cfg.dataset.name:
+            raise ValueError(
+                f"ckpt={path} was trained for dataset={cfg.dataset.name}, ckpt={paths[0]} for "
+                f"dataset={first_cfg.dataset.name}; concatenate checkpoints of one dataset"
+            )
+        splits = {name: embed(model, dl, device=device) for name, dl in datamodule.eval_dataloaders().items()}
+        if parts and (
+            splits.keys() != parts[0].keys()
+            or any(not torch.equal(splits[n][1], parts[0][n][1]) for n in splits)
+        ):
+            raise ValueError(
+                f"ckpt={path} embeds other eval items than ckpt={paths[0]} (split names or labels differ); "
+                "its config points at other data: pass the same paths.data_dir / dataset overrides to both"
+            )
+        parts.append(splits)
+    joined = {
+        name: (
+            F.normalize(torch.cat([F.normalize(p[name][0], dim=1) for p in parts], dim=1), dim=1),
+            parts[0][name][1],
+        )
+        for name in parts[0]
+    }
+    return joined, first_cfg, pairs
+
+
+def evaluate_concatenated(paths: Sequence[str | Path], overrides: Sequence[str] = ()) -> tuple[dict[str, float], Any]:
+    """Metrics of several checkpoints' test embeddings concatenated, and the first checkpoint's config.
+
+    The "concatenated" column of Musgrave et al. 2020: the models of the class-disjoint training
+    folds embed the same test split and the joined vectors are scored once.
+    """
+    if len(paths) < 2:
+        raise ValueError(f"ckpt=[...] needs at least two checkpoints to concatenate, got {len(paths)}")
+    splits, cfg, pairs = concatenated_embeddings(paths, overrides)
+    return _score(splits, cfg, pairs), cfg

@@ -58,6 +58,8 @@ def score(
 
     pairs: (index pairs [N, 2], same [N], fold [N]) into the test split for verification
     (LFW protocol); their metrics come as `verification/accuracy`, ... beside retrieval's.
+    A `val` split (a class-disjoint training fold's held-out classes, dml.data.folds) is scored
+    by self-retrieval too, its metrics prefixed `val/`.
     """
     if "query" in splits:
         (q, ql), (g, gl) = splits["query"], splits["gallery"]
@@ -67,6 +69,9 @@ def score(
         out = evaluate_embeddings(e, lab, ks=tuple(ks), nmi=nmi)
         if pairs is not None:
             out.update(verification_scores(e, *pairs))
+    if "val" in splits:
+        e, lab = splits["val"]
+        out.update({f"val/{k}": v for k, v in evaluate_embeddings(e, lab, ks=tuple(ks), nmi=nmi).items()})
     return {k: float(v) for k, v in out.items()}
 
 

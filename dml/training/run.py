@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
+from dml.data.folds import fold_options
 from dml.io import atomic_write_json
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
@@ -134,11 +135,29 @@ def _clean_failed_run_dir(out: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def _selected_on_validation(cfg: DictConfig, checkpoint: Any) -> str | None:
+    """The best checkpoint when it was picked on a validation fold's metric (monitor=val/...), else None.
+
+    Only a held-out training fold may select the model whose test metrics are reported; a run
+    that monitors a test metric reports its last epoch.
+    """
+    if not str(cfg.monitor).startswith("val/") or not isinstance(checkpoint, ModelCheckpoint):
+        return None
+    if checkpoint.monitor != f"eval/{cfg.monitor}" or not checkpoint.best_model_path:
+        return None
+    return str(checkpoint.best_model_path)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate one run; returns the dict also written to `<run>/results.json`."""
     out = _output_dir(cfg)
     try:
         validate(cfg)
+        if str(cfg.monitor).startswith("val/") and fold_options(cfg.dataset) is None:
+            raise ConfigError(
+                f"monitor={cfg.monitor} needs a validation fold, but dataset.folds is null; set dataset.folds=4 "
+                "dataset.fold=0 (class-disjoint folds of the train split) or monitor a test metric"
+            )
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         datamodule = build_datamodule(cfg)
         datamodule.setup("fit")
@@ -202,6 +221,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # resumed a finished run, or after the last epoch's evaluation: score the final weights
         trainer.validate(module, datamodule=datamodule, verbose=False)
     seconds = time.time() - start
+    selected = _selected_on_validation(cfg, checkpoint)
+    if selected is not None:
+        # class-disjoint folds: the reported metrics are those of the checkpoint the val fold picked
+        trainer.validate(module, datamodule=datamodule, ckpt_path=selected, verbose=False, weights_only=True)
     if module.last_metrics:
         columns["trained"] = dict(module.last_metrics)
     if cfg.eval.get("lfw_root") and trainer.is_global_zero and "trained" in columns:
@@ -221,6 +244,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_seconds": round(seconds, 2),
         "nonfinite_steps": module.nonfinite.skipped,
         "resumed_from": ckpt_path,
+        "metrics_from": selected or "last epoch",
         "best_checkpoint": (checkpoint.best_model_path or None)
         if isinstance(checkpoint, ModelCheckpoint)
         else None,
