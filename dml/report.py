@@ -1,7 +1,8 @@
 """Paper-style result tables from the results.json files that dml-train writes.
 
-Runs are grouped by their resolved config minus the seed (and minus settings that do not change
-the method: paths, loggers, workers, ...), so a group's runs are repeats of one method over seeds;
+Runs are grouped by their resolved config minus the seed and the class-disjoint training fold
+(dataset.fold, Musgrave et al. 2020), and minus settings that do not change the method (paths,
+loggers, workers, ...), so a group's runs are repeats of one method over seeds or folds;
 each group becomes a row with the mean and standard deviation of every metric, in percent as the
 papers print them. An experiment's `published` node (its paper's numbers, carried in the run's
 config) becomes a row beside ours. One table per dataset, in markdown, LaTeX or CSV.
@@ -29,6 +30,7 @@ FORMATS = ("markdown", "latex", "csv")
 IGNORED = (
     "seed",
     "*.seed",
+    "dataset.fold",
     "published",
     "published.*",
     "paths.*",
@@ -61,6 +63,8 @@ IGNORED = (
 )
 # metrics that are not scores in [0, 1] (counts, a verification threshold): left out of the tables
 _COUNTS = re.compile(r"(^|/)(num_|queries_|threshold$)")
+# a training fold's validation metrics (val/map@r, ...): in results.json, not in the test tables
+_VALIDATION = "val/"
 _ORDER = ("map@r", "r_precision", "nmi", "f1")
 _HEADERS = {"map@r": "MAP@R", "r_precision": "RP", "nmi": "NMI", "f1": "F1"}
 
@@ -182,7 +186,8 @@ def method_key(run: RunResult, ignore: Sequence[str] = ()) -> tuple[tuple[str, s
 
 
 def _without_seed(overrides: Iterable[str]) -> list[str]:
-    return [o for o in overrides if not re.match(r"^[+~]*seed=", o) and not o.startswith("hydra.")]
+    """The overrides without the seed and the training fold (the repeats a row averages over)."""
+    return [o for o in overrides if not re.match(r"^[+~]*(seed|dataset\.fold)=", o) and not o.startswith("hydra.")]
 
 
 def _short(value: str) -> str:
@@ -231,7 +236,7 @@ def _labels(groups: list[list[RunResult]], keys: list[dict[str, str]], distinct:
 
 
 def _metric_order(names: Iterable[str]) -> list[str]:
-    names = {n for n in names if not _COUNTS.search(n)}
+    names = {n for n in names if not _COUNTS.search(n) and not n.startswith(_VALIDATION)}
     recalls = sorted((n for n in names if n.startswith("recall@")), key=lambda n: int(n.split("@")[1]))
     known = [n for n in _ORDER if n in names]
     rest = sorted(names - set(recalls) - set(known))
@@ -277,9 +282,10 @@ def summarize(
                 got = [100.0 * r.metrics[name] for r in group if name in r.metrics]
                 values[name] = _mean_std(got)
             rows.append(Row(label, "ours", len(group), values, config, [r.run_dir for r in group]))
-        columns = _metric_order(set().union(*(row.values for row in rows)))
-        if metrics:
-            unknown = [m for m in metrics if m not in columns]
+        reported = set().union(*(row.values for row in rows))
+        columns = _metric_order(reported)
+        if metrics:  # validation metrics only when asked for by name
+            unknown = [m for m in metrics if m not in columns and not (m.startswith(_VALIDATION) and m in reported)]
             if unknown:
                 raise ReportError(f"--metrics {','.join(unknown)}: not reported for {dataset}; available: {', '.join(columns)}")
             columns = list(metrics)
@@ -316,7 +322,7 @@ def _markdown(tables: list[Table]) -> str:
         if t.common:
             out.append(f"\nEvery row: `{t.common}` (plus its own config).")
         out.append("")
-    out.append("Percent; mean ± standard deviation over the n runs (seeds) of each row.")
+    out.append("Percent; mean ± standard deviation over the n runs (seeds or training folds) of each row.")
     return "\n".join(out) + "\n"
 
 

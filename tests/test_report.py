@@ -109,6 +109,24 @@ def test_one_table_per_dataset_and_metric_selection(tmp_path):
         summarize(load_runs([tmp_path / "cub"]), metrics=["nmi"])
 
 
+def test_class_disjoint_fold_runs_are_one_row_and_val_metrics_stay_out_of_the_table(tmp_path):
+    """The 4 fold runs of a Musgrave et al. 2020 experiment (dataset.fold=0,1,2,3 -m) average like seeds."""
+    for fold, m in enumerate([0.20, 0.22, 0.24, 0.26]):
+        write_run(
+            tmp_path / str(fold), 0, {"map@r": m, "recall@1": 0.5, "val/map@r": 0.9, "val/num_queries": 10},
+            ["experiment=musgrave2020_margin_cub", f"dataset.fold={fold}"], dataset__folds=4, dataset__fold=fold,
+        )
+    write_run(tmp_path / "whole", 0, {"map@r": 0.3, "recall@1": 0.6}, ["experiment=musgrave2020_margin_cub"])
+    (table,) = summarize(load_runs([tmp_path]))
+    folds = next(r for r in table.rows if r.n == 4)
+    assert folds.values["map@r"][0] == pytest.approx(23.0) and folds.values["map@r"][1] == pytest.approx(2.5819889)
+    assert "dataset.fold" not in folds.config and len(table.rows) == 2  # whole-split run: its own row
+    assert table.columns == ["recall@1", "map@r"]  # validation metrics are not test numbers
+    (val,) = summarize(load_runs([tmp_path / str(k) for k in range(4)]), metrics=["map@r", "val/map@r"])
+    assert val.rows[0].values["val/map@r"] == (pytest.approx(90.0), pytest.approx(0.0))
+    assert "seeds or training folds" in render([table], "markdown")
+
+
 def test_markdown_latex_and_csv(grid):
     tables = summarize(load_runs([grid]))
     md = render(tables, "markdown")
