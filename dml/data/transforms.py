@@ -7,7 +7,8 @@ convention of the Caffe-converted BN-Inception weights.
 Spec keys (all optional): ``resize`` (shorter side, px), ``crop`` (output side, px),
 ``random_resized_crop`` (bool), ``scale`` ([lo, hi] area fraction), ``ratio`` ([lo, hi] aspect),
 ``random_crop`` (bool: random instead of centre crop when not random-resized), ``flip`` (bool),
-``color_jitter`` (float strength, 0 = off).
+``color_jitter`` (float strength, 0 = off), ``affine`` (random affine warp: a mapping of
+``degrees``, ``translate`` [fx, fy], ``scale`` [lo, hi], ``shear`` degrees; null = off).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ SPEC_KEYS = frozenset(
         "random_crop",
         "flip",
         "color_jitter",
+        "affine",
     }
 )
 
@@ -109,6 +111,27 @@ def _positive_int(value: Any, key: str) -> int | None:
     return int(value)
 
 
+AFFINE_KEYS = ("degrees", "translate", "scale", "shear")
+
+
+def _affine(node: Any) -> T.RandomAffine:
+    """RandomAffine from ``{degrees, translate, scale, shear}`` (small warps for centred digits)."""
+    if not isinstance(node, Mapping) or set(node) - set(AFFINE_KEYS):
+        raise ValueError(f"transform.affine must be a mapping of {list(AFFINE_KEYS)}, got {node!r}")
+    degrees = float(node.get("degrees", 0.0))
+    shear = float(node.get("shear", 0.0))
+    if degrees < 0 or shear < 0:
+        raise ValueError(f"transform.affine degrees and shear must be >= 0, got {degrees} and {shear}")
+    translate = node.get("translate")
+    if translate is not None:
+        tx, ty = (float(v) for v in translate)
+        if not (0 <= tx <= 1 and 0 <= ty <= 1):
+            raise ValueError(f"transform.affine.translate must be fractions in [0, 1], got {translate!r}")
+        translate = (tx, ty)
+    scale = _pair(node["scale"], "affine.scale") if node.get("scale") is not None else None
+    return T.RandomAffine(degrees, translate=translate, scale=scale, shear=shear or None)
+
+
 def build_transform(spec: Mapping[str, Any] | None, normalize: str = "imagenet") -> ImageTransform:
     """Build the train or eval pipeline of a dataset config (see the module doc for the keys)."""
     spec = dict(spec or {})
@@ -137,6 +160,8 @@ def build_transform(spec: Mapping[str, Any] | None, normalize: str = "imagenet")
                 if spec.get("random_crop")
                 else T.CenterCrop(crop)
             )
+    if spec.get("affine"):
+        steps.append(_affine(spec["affine"]))
     if spec.get("flip", False):
         steps.append(T.RandomHorizontalFlip())
     jitter = float(spec.get("color_jitter") or 0.0)

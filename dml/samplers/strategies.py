@@ -101,6 +101,25 @@ def select_negatives(
     return Triplets(a, p, n)
 
 
+def swap_negatives(
+    tuples: Triplets | Pairs, positive_mask: Tensor, rho: float, generator: torch.Generator
+) -> Triplets | Pairs:
+    """rho-regularisation (Roth et al. 2020): each negative becomes, with probability `rho`, a
+    random same-class item of its anchor, so the loss also pushes some positives apart.
+
+    The training classes then keep some spread instead of collapsing to points, which helps
+    retrieval on unseen classes. An anchor without a positive keeps its negative.
+    """
+    anchors = tuples.anchor if isinstance(tuples, Triplets) else tuples.neg_anchor
+    if rho <= 0 or anchors.numel() == 0:
+        return tuples
+    u = torch.rand(anchors.shape[0], generator=generator, device=anchors.device)
+    swap = (u < rho) & positive_mask[anchors].any(dim=1)
+    negative = tuples.negative.clone()
+    negative[swap] = draw(positive_mask, anchors[swap], generator)
+    return tuples._replace(negative=negative)
+
+
 def hardest_negative(distances: Tensor, negative_mask: Tensor) -> Tensor:
     """Index of each anchor's nearest other-class item (arbitrary for rows without one)."""
     return distances.masked_fill(~negative_mask, float("inf")).argmin(dim=1)

@@ -10,6 +10,7 @@ from dml.samplers.strategies import (
     POSITIVE_STRATEGIES,
     select_negatives,
     select_positives,
+    swap_negatives,
 )
 from dml.samplers.tuples import Pairs, Triplets, class_masks
 
@@ -21,6 +22,8 @@ class TupleSampler(BaseSampler):
     positive: all | easy | hard | random. negative: random | hard | semihard | distance_weighted | all.
     margin: the semihard band d_ap < d_an < d_ap + margin. cutoff, nonzero_loss_cutoff:
     distance weighted sampling's clip and zero-weight distance (Wu et al. 0.5, 1.4).
+    rho: rho-regularisation (Roth et al. 2020), the probability that a negative is swapped for a
+    random positive of its anchor after sampling (0 = off, the samplers as published).
     """
 
     def __init__(
@@ -31,8 +34,11 @@ class TupleSampler(BaseSampler):
         cutoff: float = 0.5,
         nonzero_loss_cutoff: float = 1.4,
         seed: int | None = None,
+        rho: float = 0.0,
     ) -> None:
         super().__init__(seed)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"sampler.rho={rho} must be a probability in [0, 1] (0: off)")
         if positive not in POSITIVE_STRATEGIES:
             raise ValueError(
                 f"sampler.positive={positive!r} is not a positive strategy; choose one of {POSITIVE_STRATEGIES}"
@@ -52,6 +58,7 @@ class TupleSampler(BaseSampler):
         self.margin = margin
         self.cutoff = cutoff
         self.nonzero_loss_cutoff = nonzero_loss_cutoff
+        self.rho = float(rho)
 
     def sample(
         self, distances: Tensor, labels: Tensor, dim: int, ref_labels: Tensor | None = None
@@ -73,8 +80,10 @@ class TupleSampler(BaseSampler):
             cutoff=self.cutoff,
             nonzero_loss_cutoff=self.nonzero_loss_cutoff,
         )
+        tuples = swap_negatives(tuples, positive_mask, self.rho, generator)
         self._last = (distances, tuples)
         return tuples
 
     def __repr__(self) -> str:
-        return f"TupleSampler(positive={self.positive!r}, negative={self.negative!r})"
+        rho = f", rho={self.rho}" if self.rho else ""
+        return f"TupleSampler(positive={self.positive!r}, negative={self.negative!r}{rho})"

@@ -57,6 +57,19 @@ def test_rgba_transparent_becomes_white():
     assert torch.allclose(out, torch.ones_like(out))
 
 
+def test_affine_warps_randomly_and_keeps_the_size():
+    t = build_transform(
+        {"resize": 16, "crop": 16, "affine": {"degrees": 15, "translate": [0.1, 0.1], "scale": [0.85, 1.15], "shear": 10}},
+        normalize="none",
+    )
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16), dtype=np.uint8))
+    plain = build_transform({"resize": 16, "crop": 16}, normalize="none")(image)
+    outs = [t(image) for _ in range(4)]
+    assert all(o.shape == (3, 16, 16) for o in outs)
+    assert all(not torch.equal(o, plain) for o in outs)
+    assert "RandomAffine" in repr(t)
+
+
 def test_transform_is_picklable():
     import pickle
 
@@ -73,6 +86,10 @@ def test_transform_is_picklable():
         ({"random_resized_crop": True}, "imagenet", "needs transform.crop"),
         ({"crop": 8, "random_resized_crop": True, "scale": [0.9]}, "imagenet", "scale"),
         ({"resize": -1}, "imagenet", "resize"),
+        ({"affine": {"degree": 10}}, "none", "transform.affine must be a mapping"),
+        ({"affine": {"degrees": -5}}, "none", "degrees and shear must be >= 0"),
+        ({"affine": {"translate": [0.1, 2.0]}}, "none", "translate must be fractions"),
+        ({"affine": {"scale": [1.2, 0.8]}}, "none", "affine.scale"),
     ],
 )
 def test_bad_specs_raise(spec, norm, match):

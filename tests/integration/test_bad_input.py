@@ -67,8 +67,8 @@ def test_m_per_class_above_every_class(compose_cfg):
 
 
 def test_more_classes_per_batch_than_the_train_split_has(compose_cfg):
-    message = _fails_cleanly(compose_cfg(*TINY, "dataset.classes_per_batch=8"), "dataset.classes_per_batch=8")
-    assert "has only 5 classes" in message
+    message = _fails_cleanly(compose_cfg(*TINY, "dataset.classes_per_batch=41"), "dataset.classes_per_batch=41")
+    assert "has only 40 classes" in message
 
 
 def test_negative_margin_fails_before_the_data_loads(compose_cfg):

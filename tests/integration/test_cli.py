@@ -84,13 +84,16 @@ def test_cli_help_lists_groups_and_choices(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_run_learns_beyond_the_untrained_network(compose_cfg):
-    """The default configuration (what `make train` runs), only without W&B and plots."""
+def test_default_run_beats_the_untrained_network_and_raw_pixels(compose_cfg):
+    """The default configuration (what `make train` runs), only without W&B and plots: on the
+    unseen digits 5-9 its MAP@R must clearly beat raw pixels (0.6228) and the untrained network.
+    Measured with seeds 0, 1, 2: 0.690, 0.690, 0.718."""
     cfg = compose_cfg("logger=none", "trainer.enable_progress_bar=false", "callbacks.eval_plots=null")
     result = train(cfg)
-    trained, untrained = result["metrics"], result["baselines"]["untrained"]
-    assert trained["map@r"] > untrained["map@r"] + 0.03
-    assert trained["nmi"] > untrained["nmi"] + 0.1
+    trained, baselines = result["metrics"], result["baselines"]
+    assert trained["map@r"] > baselines["raw pixels"]["map@r"] + 0.04
+    assert trained["map@r"] > baselines["untrained"]["map@r"] + 0.1
+    assert trained["nmi"] > baselines["untrained"]["nmi"] + 0.1
 
 
 def test_cli_canonical_call_from_another_folder(tmp_path):

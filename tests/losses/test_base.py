@@ -19,6 +19,7 @@ SAMPLERS = [
     "semihard",
     "hard",
     "distance_weighted",
+    "distance_weighted_rho",
     "easy_positive",
     "multi_similarity",
 ]

@@ -79,13 +79,14 @@ def test_candidate_tuples_are_valid_and_hold_no_self_pairs(name):
     mem, mem_labels = _batch(20, 3, seed=1)
     ref, ref_labels = torch.cat([emb, mem]), torch.cat([labels, mem_labels])
     distances = pairwise_distance(emb, ref)
-    pa, p, na, n = to_pairs(
-        sample_candidates(_sampler(name), distances, labels, ref_labels, emb.shape[1])
-    )
+    sampler = _sampler(name)
+    pa, p, na, n = to_pairs(sample_candidates(sampler, distances, labels, ref_labels, emb.shape[1]))
     assert pa.numel() and na.numel()
     assert int(pa.max()) < 12 and int(na.max()) < 12  # anchors are the batch
-    assert bool((p != pa).all())  # never the anchor itself
-    assert bool((labels[pa] == ref_labels[p]).all()) and bool((labels[na] != ref_labels[n]).all())
+    assert bool((p != pa).all()) and bool((n != na).all())  # never the anchor itself
+    assert bool((labels[pa] == ref_labels[p]).all())
+    if getattr(sampler, "rho", 0.0) == 0.0:  # rho-regularisation swaps some negatives for positives
+        assert bool((labels[na] != ref_labels[n]).all())
     assert bool((p >= 12).any() or (n >= 12).any())  # the memory is used
 
 

@@ -92,3 +92,42 @@ def test_references_beyond_the_batch(make_batch):
     )
     plain = TupleSampler("all", "distance_weighted", seed=1)(x, labels)
     assert all(torch.equal(u, v) for u, v in zip(square, plain, strict=True))
+
+
+def _same_class_share(tuples, labels) -> float:
+    a, n = (tuples[0], tuples[2]) if len(tuples) == 3 else (tuples[2], tuples[3])
+    return (labels[a] == labels[n]).float().mean().item()
+
+
+@pytest.mark.parametrize("negative", ["distance_weighted", "semihard", "random", "all"])
+def test_rho_swaps_that_share_of_negatives_for_positives(make_batch, negative):
+    # Roth et al. 2020: with probability rho a negative becomes a same-class item of its anchor
+    x, labels = make_batch(classes=8, per_class=8, dim=16)
+    plain = TupleSampler("all", negative, seed=0)(x, labels)
+    assert _same_class_share(plain, labels) == 0.0
+    swapped = TupleSampler("all", negative, seed=0, rho=0.3)(x, labels)
+    share = _same_class_share(swapped, labels)
+    n = len(swapped[0] if len(swapped) == 3 else swapped[2])
+    assert abs(share - 0.3) < 4 * (0.3 * 0.7 / n) ** 0.5, (share, n)
+    a, neg = (swapped[0], swapped[2]) if len(swapped) == 3 else (swapped[2], swapped[3])
+    assert not (a == neg).any()  # a swapped negative is another item, never the anchor itself
+    assert torch.equal(swapped[0], plain[0]) and torch.equal(swapped[1], plain[1])
+
+
+def test_rho_one_makes_every_negative_a_positive_and_rho_is_checked(make_batch):
+    x, labels = make_batch(classes=4, per_class=3, dim=8)
+    a, p, n = TupleSampler("all", "distance_weighted", seed=1, rho=1.0)(x, labels)
+    assert torch.equal(labels[a], labels[n])
+    with pytest.raises(ValueError, match="sampler.rho=1.5"):
+        TupleSampler("all", "random", rho=1.5)
+    assert "rho=0.3" in repr(TupleSampler("all", "random", rho=0.3))
+
+
+def test_rho_leaves_anchors_without_positives_alone():
+    # a class of one item has no positive: its anchor yields no triplet, and in the Pairs of
+    # negative="all" its negative pairs (as a negative anchor) cannot be swapped
+    x = torch.nn.functional.normalize(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    pa, p, na, n = TupleSampler("all", "all", seed=0, rho=1.0)(x, labels)
+    assert (labels[na] == labels[n]).all()
+    assert not (na == 4).any()

@@ -57,7 +57,7 @@ def test_callbacks_over_two_epochs_with_wandb(compose_cfg, tmp_path, monkeypatch
     logged: list[tuple[dict, int | None]] = []
     monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.append((dict(metrics), step)))
     cfg = compose_cfg(
-        *FAST, "trainer.max_epochs=2", "loss=margin", "loss.num_classes=5", "sampler=distance_weighted",
+        *FAST, "trainer.max_epochs=2", "loss=margin", "loss.num_classes=40", "sampler=distance_weighted", "scheduler=none",
         "callbacks.eval_plots.every_n_epochs=1", "callbacks.eval_plots.projection=pca",
         "callbacks.training_diagnostics.every_n_epochs=1", "+callbacks.training_diagnostics.log_every_n_steps=1",
         "callbacks.progress_bar.style=tqdm", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",

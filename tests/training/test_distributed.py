@@ -36,6 +36,7 @@ CASES = {
     "semihard": "triplet",
     "hard": "margin",
     "distance_weighted": "margin",
+    "distance_weighted_rho": "margin",  # rho's swaps must be the same draws on every rank
     "easy_positive": "triplet",
     "multi_similarity": "multi_similarity",
 }
