@@ -1,4 +1,5 @@
-"""Shared test fixtures: Hydra composition of the shipped configs with overrides."""
+"""Shared test fixtures: Hydra composition of the shipped configs with overrides, the overrides of a
+quick run, single-threaded torch, and (from tests/layouts.py) tiny dataset layouts."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import os
 from collections.abc import Callable
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from dml.config import config_dir
+
+pytest_plugins = ["tests.layouts"]
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -30,3 +34,40 @@ def compose_cfg(tmp_path) -> Callable[..., DictConfig]:
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def fast_run() -> tuple[str, ...]:
+    """Overrides of a quick run: one epoch of 2 batches, no logger, no progress bar, no baselines."""
+    return (
+        "logger=none",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.enable_progress_bar=false",
+        "eval.before_training=false",
+        "eval.raw_baseline=false",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(fast_run) -> tuple[str, ...]:
+    """fast_run with a 4-wide small CNN, batches of 3 classes x 4 images, one val batch, no NMI."""
+    return (
+        *fast_run,
+        "backbone.net.width=4",
+        "dataset.classes_per_batch=3",
+        "dataset.m_per_class=4",
+        "dataset.metrics.nmi=false",
+        "trainer.limit_val_batches=1",
+    )
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy shared machine two threads wait on
+    each other at every op (50x slower); restored afterwards. Folders of tiny-tensor tests use it
+    for every test from their conftest."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

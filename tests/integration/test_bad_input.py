@@ -20,19 +20,11 @@ from dml.config import ConfigError
 from dml.data.decode import BadImageError
 from dml.training.run import build_module, train
 
-TINY = (
-    "logger=none",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-    "backbone.net.width=4",
-    "dataset.classes_per_batch=3",
-    "dataset.m_per_class=4",
-    "dataset.metrics.nmi=false",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=1",
-)
+
+@pytest.fixture
+def tiny_cfg(compose_cfg, tiny_run):
+    """compose_cfg with tiny_run's overrides (tests/conftest.py) first: a run small enough to start."""
+    return lambda *overrides: compose_cfg(*tiny_run, *overrides)
 
 
 def _fresh_run_dir(cfg) -> Path:
@@ -51,9 +43,9 @@ def _fails_cleanly(cfg, match: str, error: type[Exception] = ConfigError) -> str
     return str(info.value)
 
 
-def _fake_checkpoint(compose_cfg, path: Path, *overrides: str) -> Path:
+def _fake_checkpoint(tiny_cfg, path: Path, *overrides: str) -> Path:
     """A dml-train checkpoint (weights + run config) of the config with `overrides`, without training."""
-    cfg = compose_cfg(*TINY, *overrides)
+    cfg = tiny_cfg(*overrides)
     module = build_module(cfg)
     torch.save({"state_dict": module.state_dict(), "global_step": 1,
                 "hyper_parameters": {"config": OmegaConf.to_container(cfg, resolve=True)}}, path)
@@ -61,23 +53,23 @@ def _fake_checkpoint(compose_cfg, path: Path, *overrides: str) -> Path:
 
 
 # ---- config values that need the data to judge ----------------------------------------------------
-def test_m_per_class_above_every_class(compose_cfg):
-    message = _fails_cleanly(compose_cfg(*TINY, "dataset.m_per_class=500"), "dataset.m_per_class=500")
+def test_m_per_class_above_every_class(tiny_cfg):
+    message = _fails_cleanly(tiny_cfg("dataset.m_per_class=500"), "dataset.m_per_class=500")
     assert "lower dataset.m_per_class to at most" in message
 
 
-def test_more_classes_per_batch_than_the_train_split_has(compose_cfg):
-    message = _fails_cleanly(compose_cfg(*TINY, "dataset.classes_per_batch=41"), "dataset.classes_per_batch=41")
+def test_more_classes_per_batch_than_the_train_split_has(tiny_cfg):
+    message = _fails_cleanly(tiny_cfg("dataset.classes_per_batch=41"), "dataset.classes_per_batch=41")
     assert "has only 40 classes" in message
 
 
-def test_negative_margin_fails_before_the_data_loads(compose_cfg):
-    _fails_cleanly(compose_cfg(*TINY, "loss=margin", "loss.margin=-0.1"), r"loss.margin=-0.1 is not valid")
+def test_negative_margin_fails_before_the_data_loads(tiny_cfg):
+    _fails_cleanly(tiny_cfg("loss=margin", "loss.margin=-0.1"), r"loss.margin=-0.1 is not valid")
 
 
 # ---- missing or corrupt data ---------------------------------------------------------------------
-def test_missing_dataset_files_name_the_file_and_the_download(compose_cfg, tmp_path):
-    message = _fails_cleanly(compose_cfg(*TINY, "dataset=cub200", f"paths.data_dir={tmp_path / 'nowhere'}"),
+def test_missing_dataset_files_name_the_file_and_the_download(tiny_cfg, tmp_path):
+    message = _fails_cleanly(tiny_cfg("dataset=cub200", f"paths.data_dir={tmp_path / 'nowhere'}"),
                              "images.txt")
     assert "dml-data download cub200" in message
 
@@ -100,13 +92,13 @@ FOLDER = ("dataset=folder", "dataset.num_workers=0", "dataset.image_size=8", "da
           "dataset.m_per_class=2", "dataset.draft=false")
 
 
-def test_empty_eval_split(compose_cfg, tmp_path):
+def test_empty_eval_split(tiny_cfg, tmp_path):
     root = _image_folder(tmp_path / "images", with_test=False)
-    message = _fails_cleanly(compose_cfg(*TINY, *FOLDER, f"dataset.root={root}"), "no images")
+    message = _fails_cleanly(tiny_cfg(*FOLDER, f"dataset.root={root}"), "no images")
     assert str(root / "test") in message
 
 
-def test_eval_split_with_no_items(compose_cfg, monkeypatch):
+def test_eval_split_with_no_items(tiny_cfg, monkeypatch):
     """The backstop for a user's own dataset class that finds nothing (the shipped ones raise earlier)."""
     from torch.utils.data import Subset
 
@@ -115,54 +107,54 @@ def test_eval_split_with_no_items(compose_cfg, monkeypatch):
     build = DMLDataModule._build
     monkeypatch.setattr(DMLDataModule, "_build", lambda self, node, train: build(self, node, train) if train
                         else Subset(build(self, node, train), []))
-    _fails_cleanly(compose_cfg(*TINY), r"dataset=digits: the test split is empty \(0 images\); point dataset.test")
+    _fails_cleanly(tiny_cfg(), r"dataset=digits: the test split is empty \(0 images\); point dataset.test")
 
 
-def test_corrupt_image_names_the_file_and_the_switch(compose_cfg, tmp_path):
+def test_corrupt_image_names_the_file_and_the_switch(tiny_cfg, tmp_path):
     root = _image_folder(tmp_path / "images")
     (root / "test" / "c3" / "0.png").write_bytes(b"not a png")  # every evaluation reads it
     with pytest.raises(BadImageError, match=r"c3/0\.png.*dataset.skip_bad_images=true"):
-        train(compose_cfg(*TINY, *FOLDER, f"dataset.root={root}"))
+        train(tiny_cfg(*FOLDER, f"dataset.root={root}"))
 
 
 # ---- checkpoints ------------------------------------------------------------------------------------
-def test_ckpt_path_that_does_not_exist(compose_cfg, tmp_path):
-    _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={tmp_path / 'nope.ckpt'}"), "ckpt_path=.*nope.ckpt.*does not exist")
+def test_ckpt_path_that_does_not_exist(tiny_cfg, tmp_path):
+    _fails_cleanly(tiny_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"), "ckpt_path=.*nope.ckpt.*does not exist")
 
 
-def test_truncated_checkpoint(compose_cfg, tmp_path):
-    path = _fake_checkpoint(compose_cfg, tmp_path / "last.ckpt")
+def test_truncated_checkpoint(tiny_cfg, tmp_path):
+    path = _fake_checkpoint(tiny_cfg, tmp_path / "last.ckpt")
     path.write_bytes(path.read_bytes()[:1000])
-    _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={path}"), "cannot be read: it is truncated")
+    _fails_cleanly(tiny_cfg(f"ckpt_path={path}"), "cannot be read: it is truncated")
 
 
-def test_checkpoint_with_arbitrary_objects_is_not_unpickled(compose_cfg, tmp_path):
+def test_checkpoint_with_arbitrary_objects_is_not_unpickled(tiny_cfg, tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": OmegaConf.create({"a": 1})}, path)  # a class, not plain data
-    _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={path}"), "weights_only=True")
+    _fails_cleanly(tiny_cfg(f"ckpt_path={path}"), "weights_only=True")
 
 
-def test_checkpoint_of_another_model_names_both_shapes(compose_cfg, tmp_path):
-    path = _fake_checkpoint(compose_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
-    message = _fails_cleanly(compose_cfg(*TINY, f"ckpt_path={path}"), "another model")
+def test_checkpoint_of_another_model_names_both_shapes(tiny_cfg, tmp_path):
+    path = _fake_checkpoint(tiny_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
+    message = _fails_cleanly(tiny_cfg(f"ckpt_path={path}"), "another model")
     assert "model.head.weight has shape [32, " in message and "in the checkpoint, [64, " in message
     assert "embedding_dim (checkpoint 32, this run 64)" in message
 
 
-def test_resume_with_another_seed_keeps_the_run_folder(compose_cfg):
-    cfg = compose_cfg(*TINY, "resume=true", "seed=1")
+def test_resume_with_another_seed_keeps_the_run_folder(tiny_cfg):
+    cfg = tiny_cfg("resume=true", "seed=1")
     ckpts = Path(cfg.paths.output_dir) / "checkpoints"
     ckpts.mkdir(parents=True)
-    _fake_checkpoint(compose_cfg, ckpts / "last.ckpt")  # written with seed=0
+    _fake_checkpoint(tiny_cfg, ckpts / "last.ckpt")  # written with seed=0
     with pytest.raises(ConfigError, match=r"cannot be resumed with this config: seed \(checkpoint 0, this run 1\)"):
         train(cfg)
     assert (ckpts / "last.ckpt").is_file()  # the run being resumed is left alone
 
 
-def test_dml_eval_errors_exit_2_with_a_message(compose_cfg, tmp_path, capsys):
+def test_dml_eval_errors_exit_2_with_a_message(tiny_cfg, tmp_path, capsys):
     assert eval_main([f"ckpt={tmp_path / 'nope.ckpt'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
-    path = _fake_checkpoint(compose_cfg, tmp_path / "ok.ckpt")
+    path = _fake_checkpoint(tiny_cfg, tmp_path / "ok.ckpt")
     (tmp_path / "cut.ckpt").write_bytes(path.read_bytes()[:500])
     assert eval_main([f"ckpt={tmp_path / 'cut.ckpt'}"]) == 2
     assert "truncated" in capsys.readouterr().err
@@ -172,11 +164,11 @@ def test_dml_eval_errors_exit_2_with_a_message(compose_cfg, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_resume_with_another_model_exits_2_without_traceback(compose_cfg, tmp_path):
-    path = _fake_checkpoint(compose_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
+def test_cli_resume_with_another_model_exits_2_without_traceback(tiny_cfg, tiny_run, tmp_path):
+    path = _fake_checkpoint(tiny_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
     run_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-c", "from dml.cli.train import main; main()", *TINY, f"ckpt_path={path}",
+        [sys.executable, "-c", "from dml.cli.train import main; main()", *tiny_run, f"ckpt_path={path}",
          f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, env=dict(os.environ, WANDB_MODE="offline"), capture_output=True, text=True, timeout=600,
     )
@@ -186,13 +178,14 @@ def test_cli_resume_with_another_model_exits_2_without_traceback(compose_cfg, tm
 
 
 # ---- secrets ------------------------------------------------------------------------------------------
-def test_wandb_key_never_reaches_the_run_folder_or_the_console(compose_cfg, monkeypatch, capfd):
+def test_wandb_key_never_reaches_the_run_folder_or_the_console(compose_cfg, tiny_run, monkeypatch, capfd):
     pytest.importorskip("wandb")
     secret = "secret-test-key"
     monkeypatch.setenv("WANDB_API_KEY", secret)
     monkeypatch.setenv("WANDB_MODE", "offline")
     # a config that interpolates the key gets it masked in results.json, the checkpoint and the logger
-    cfg = compose_cfg(*TINY[1:], "trainer.limit_train_batches=1", "logger=wandb", "logger.wandb.mode=offline", "+notes.wandb_api_key=${oc.env:WANDB_API_KEY}")
+    no_logger = [o for o in tiny_run if o != "logger=none"]
+    cfg = compose_cfg(*no_logger, "trainer.limit_train_batches=1", "logger=wandb", "logger.wandb.mode=offline", "+notes.wandb_api_key=${oc.env:WANDB_API_KEY}")
     out = Path(cfg.paths.output_dir)
     result = train(cfg)
     assert result["config"]["notes"]["wandb_api_key"] == "***"

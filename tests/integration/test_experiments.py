@@ -3,7 +3,6 @@ records its published numbers; each experiment's own backbone builds and has the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -24,17 +23,9 @@ REPRESENTATIVE = {
     "wang2019_ms512_inshop",
     "musgrave2020_margin_cub",
 }
-FAST = (
-    "logger=none",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-    "callbacks=none",
-)
-# a tiny step: the small CNN on 32 px crops, 2 classes x 2 images per batch
+# a tiny step: the small CNN on 32 px crops, 2 classes x 2 images per batch, no callbacks
 TINY = (
+    "callbacks=none",
     "backbone=small_cnn",
     "backbone.net.width=8",
     "~backbone.net.pretrained",
@@ -46,21 +37,13 @@ TINY = (
 )
 
 
-def _fixture_writers() -> dict:
-    """The datasets helper's writers of tiny official layouts (tests/data/conftest.py)."""
-    path = Path(__file__).resolve().parents[1] / "data" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("dml_dataset_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {"cub200": module.make_cub, "cars196": module.make_cars, "sop": module.make_sop, "inshop": module.make_inshop}
-
-
 @pytest.fixture(scope="module")
-def data_roots(tmp_path_factory) -> dict[str, Path]:
+def data_roots(tmp_path_factory, layout_makers) -> dict[str, Path]:
+    """Tiny layouts of the four paper datasets (tests/layouts.py), one folder each."""
     roots = {}
-    for name, write in _fixture_writers().items():
+    for name in ("cub200", "cars196", "sop", "inshop"):
         roots[name] = tmp_path_factory.mktemp(name)
-        write(roots[name])
+        layout_makers[name](roots[name])
     return roots
 
 
@@ -93,12 +76,12 @@ def test_published_numbers_name_metrics_the_run_reports(compose_cfg, name):
 @pytest.mark.parametrize(
     "name", [n if n in REPRESENTATIVE else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS]
 )
-def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, data_roots, name):
-    cfg = _experiment_cfg(compose_cfg, name, *FAST, *TINY)
+def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, fast_run, data_roots, name):
+    cfg = _experiment_cfg(compose_cfg, name, *fast_run, *TINY)
     if cfg.dataset.get("folds"):
         # the fixture train splits hold 3 classes, too few for validation folds of 2 classes or more
         # (tests/training/test_folds_run.py runs the folds): train on the whole train split here
-        cfg = _experiment_cfg(compose_cfg, name, *FAST, *TINY, "dataset.folds=null", "dataset.fold=null", "monitor=map@r")
+        cfg = _experiment_cfg(compose_cfg, name, *fast_run, *TINY, "dataset.folds=null", "dataset.fold=null", "monitor=map@r")
     cfg.dataset.root = str(data_roots[cfg.dataset.name])
     result = train(cfg)
     assert result["global_step"] >= 1

@@ -2,47 +2,39 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+import pytest
 
 from dml.training.run import train
 
-FAST = (
-    "logger=none",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.enable_progress_bar=false",
-    "eval.raw_baseline=false",
-)
 
-
-def _make_lfw(root: Path) -> None:
-    path = Path(__file__).resolve().parents[1] / "data" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("dml_dataset_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.make_lfw(root)
-    # two people no pair uses, so the train split (identities outside pairs.txt) is not empty
+@pytest.fixture
+def lfw_layout(tmp_path, layout_makers, image_writer) -> Path:
+    """The LFW fixture layout (tests/layouts.py) plus two people no pair uses, so the train split
+    (identities outside pairs.txt) is not empty."""
+    root = tmp_path / "lfw_root"
+    layout_makers["lfw"](root)
     for name in ("Train_Person_A", "Train_Person_B"):
         for i in range(1, 4):
-            module.write_image(root / "lfw" / name / f"{name}_{i:04d}.jpg", (24 + i, 24))
+            image_writer(root / "lfw" / name / f"{name}_{i:04d}.jpg", (24 + i, 24))
+    return root
 
 
-def test_any_run_adds_lfw_verification(compose_cfg, tmp_path):
-    _make_lfw(tmp_path / "lfw_root")
-    cfg = compose_cfg(*FAST, "eval.before_training=false", f"eval.lfw_root={tmp_path / 'lfw_root'}")
+def test_any_run_adds_lfw_verification(compose_cfg, fast_run, lfw_layout):
+    cfg = compose_cfg(*fast_run, f"eval.lfw_root={lfw_layout}")
     metrics = train(cfg)["metrics"]
     assert 0.0 <= metrics["lfw/accuracy"] <= 1.0
     assert 0.0 <= metrics["lfw/auc"] <= 1.0
     assert "map@r" in metrics  # the run's own evaluation is still there
 
 
-def test_lfw_dataset_scores_its_pairs(compose_cfg, tmp_path):
-    _make_lfw(tmp_path / "lfw_root")
+def test_lfw_dataset_scores_its_pairs(compose_cfg, fast_run, lfw_layout):
     cfg = compose_cfg(
-        *FAST,
+        *fast_run,
+        "eval.before_training=true",  # the untrained baseline is scored on the pairs too
         "dataset=lfw",
-        f"dataset.root={tmp_path / 'lfw_root'}",
+        f"dataset.root={lfw_layout}",
         "dataset.num_workers=0",
         "dataset.classes_per_batch=2",
         "dataset.m_per_class=2",

@@ -21,17 +21,8 @@ from dml.config import config_dir
 from dml.report import load_runs, summarize
 from dml.training.run import split_loss_config
 
-FAST = (
-    "logger=none",
-    "callbacks=none",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-    "backbone.net.width=8",  # a narrower small CNN, no k-means: the sweep machinery is under test
-    "dataset.metrics.nmi=false",
-)
+# no callbacks, a narrower small CNN, no k-means: the sweep machinery is under test
+SWEEP = ("callbacks=none", "backbone.net.width=8", "dataset.metrics.nmi=false")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -41,12 +32,12 @@ def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_tiny_optuna_sweep_finishes_and_reports(tmp_path, capsys):
+def test_tiny_optuna_sweep_finishes_and_reports(fast_run, tmp_path, capsys):
     sweep = tmp_path / "optuna"
     proc = _train(
         "hparams_search=optuna_margin", "loss=margin", "sampler=distance_weighted",
         "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
-        *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+        *fast_run, *SWEEP, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = sorted(sweep.glob("*/results.json"))
@@ -62,9 +53,9 @@ def test_tiny_optuna_sweep_finishes_and_reports(tmp_path, capsys):
     assert "hparams_search=optuna_margin" in table and "loss.margin=" in table
 
 
-def test_tiny_multirun_grid_is_a_table_with_mean_and_std(tmp_path, capsys):
+def test_tiny_multirun_grid_is_a_table_with_mean_and_std(fast_run, tmp_path, capsys):
     sweep = tmp_path / "grid"
-    proc = _train("-m", "loss=triplet,margin", "seed=0,1", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = _train("-m", "loss=triplet,margin", "seed=0,1", *fast_run, *SWEEP, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 4
 

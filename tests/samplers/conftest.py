@@ -9,13 +9,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy shared machine two threads wait on
-    each other at every op (50x slower here); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_threaded(one_thread) -> None:
+    """Every test here runs with one torch thread (tests/conftest.py's one_thread)."""
 
 
 @pytest.fixture

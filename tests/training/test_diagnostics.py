@@ -19,14 +19,6 @@ from dml.training.run import build_callbacks, build_datamodule, build_module, tr
 from dml.viz.retrieval_grid import grid_pixels
 from dml.viz.training_curves import curves_size
 
-FAST = (
-    "logger=none",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-)
 EVAL_SIZES = {
     "retrieval_grid": grid_pixels(8, 5),
     "projection": (700, 600),
@@ -42,8 +34,8 @@ def png_size(path: Path) -> tuple[int, int]:
         return im.size
 
 
-def test_default_run_writes_every_picture(compose_cfg):
-    cfg = compose_cfg(*FAST, "loss=margin", "sampler=distance_weighted")
+def test_default_run_writes_every_picture(compose_cfg, fast_run):
+    cfg = compose_cfg(*fast_run, "loss=margin", "sampler=distance_weighted")
     train(cfg)
     plots = Path(cfg.paths.output_dir) / "plots"
     sizes = {p.stem: png_size(p) for p in plots.glob("*.png")}
@@ -53,11 +45,11 @@ def test_default_run_writes_every_picture(compose_cfg):
     assert not [p for p in plots.iterdir() if p.is_dir()]  # every_n_epochs=0: no per-epoch folders
 
 
-def test_callbacks_over_two_epochs_with_wandb(compose_cfg, tmp_path, monkeypatch):
+def test_callbacks_over_two_epochs_with_wandb(compose_cfg, fast_run, tmp_path, monkeypatch):
     logged: list[tuple[dict, int | None]] = []
     monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.append((dict(metrics), step)))
     cfg = compose_cfg(
-        *FAST, "trainer.max_epochs=2", "loss=margin", "loss.num_classes=40", "sampler=distance_weighted", "scheduler=none",
+        *fast_run, "trainer.max_epochs=2", "loss=margin", "loss.num_classes=40", "sampler=distance_weighted", "scheduler=none",
         "callbacks.eval_plots.every_n_epochs=1", "callbacks.eval_plots.projection=pca",
         "callbacks.training_diagnostics.every_n_epochs=1", "+callbacks.training_diagnostics.log_every_n_steps=1",
         "callbacks.progress_bar.style=tqdm", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",

@@ -18,16 +18,8 @@ from dml.training.evaluate_checkpoint import concatenated_embeddings, evaluate_c
 from dml.training.evaluation import score
 from dml.training.run import train
 
-FAST = (
-    "logger=none",
-    "trainer.max_epochs=2",
-    "trainer.limit_train_batches=2",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-    "callbacks.eval_plots=null",
-    "callbacks.training_diagnostics=null",
-)
+# fast_run (tests/conftest.py) over two epochs, without the plotting callbacks
+TWO_EPOCHS = ("trainer.max_epochs=2", "callbacks.eval_plots=null", "callbacks.training_diagnostics=null")
 # 8 train classes x 8 images, 8 test classes: 2 folds of 4 classes
 SMALL = (
     "dataset=synthetic",
@@ -47,10 +39,10 @@ SMALL = (
 )
 
 
-def _compose(out: Path, *overrides: str):
+def _compose(out: Path, fast_run: tuple[str, ...], *overrides: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*FAST, *SMALL, *overrides])
+        cfg = compose(config_name="train", overrides=[*fast_run, *TWO_EPOCHS, *SMALL, *overrides])
     GlobalHydra.instance().clear()
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
@@ -58,12 +50,12 @@ def _compose(out: Path, *overrides: str):
 
 
 @pytest.fixture(scope="module")
-def fold_runs(tmp_path_factory) -> list[tuple[dict, Path]]:
+def fold_runs(tmp_path_factory, fast_run) -> list[tuple[dict, Path]]:
     """Folds 0 and 1 of dataset.folds=2, monitored on the validation fold: (results, run folder) each."""
     runs = []
     for fold in (0, 1):
         out = tmp_path_factory.mktemp(f"fold{fold}")
-        cfg = _compose(out, "dataset.folds=2", f"dataset.fold={fold}", "monitor=val/map@r")
+        cfg = _compose(out, fast_run, "dataset.folds=2", f"dataset.fold={fold}", "monitor=val/map@r")
         runs.append((train(cfg), out))
     return runs
 
@@ -103,11 +95,11 @@ def test_score_prefixes_the_val_split_and_leaves_test_names_alone():
     )
 
 
-def test_val_monitor_without_folds_is_a_config_error(tmp_path):
+def test_val_monitor_without_folds_is_a_config_error(fast_run, tmp_path):
     with pytest.raises(ConfigError, match=r"monitor=val/map@r needs a validation fold.*dataset\.folds"):
-        train(_compose(tmp_path / "run", "monitor=val/map@r"))
+        train(_compose(tmp_path / "run", fast_run, "monitor=val/map@r"))
     with pytest.raises(ConfigError, match=r"dataset\.fold=2 is not valid with dataset\.folds=2"):
-        train(_compose(tmp_path / "run", "dataset.folds=2", "dataset.fold=2"))
+        train(_compose(tmp_path / "run", fast_run, "dataset.folds=2", "dataset.fold=2"))
     assert not (tmp_path / "run").exists()
 
 

@@ -13,20 +13,8 @@ from dml.training.guards import NonFiniteError, NonFiniteGuard, redact_secrets
 from dml.training.module import DMLModule
 from dml.training.run import train
 
-TINY = (
-    "logger=none",
-    "callbacks=none",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-    "backbone.net.width=4",
-    "dataset.classes_per_batch=3",
-    "dataset.m_per_class=4",
-    "dataset.metrics.nmi=false",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=1",
-)
+# tiny_run (tests/conftest.py) of 3 steps without callbacks
+GUARDED = ("callbacks=none", "trainer.limit_train_batches=3")
 
 
 # ---- unit ------------------------------------------------------------------------------------
@@ -126,10 +114,10 @@ def _inject(monkeypatch, faults: dict[int, str]) -> None:
     monkeypatch.setattr(DMLModule, "compute_loss", compute_loss)
 
 
-def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(compose_cfg, monkeypatch, caplog):
+def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(compose_cfg, tiny_run, monkeypatch, caplog):
     _inject(monkeypatch, {1: "loss", 2: "embeddings", 3: "gradient"})
     with caplog.at_level(logging.WARNING, logger="dml"):
-        result = train(compose_cfg(*TINY, "trainer.limit_train_batches=5", "nonfinite=skip"))
+        result = train(compose_cfg(*tiny_run, *GUARDED, "trainer.limit_train_batches=5", "nonfinite=skip"))
     assert result["nonfinite_steps"] == 3
     assert result["global_step"] == 5
     assert all(v == v for v in result["metrics"].values())  # finite metrics (NaN != NaN)
@@ -137,9 +125,9 @@ def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(compose_cfg, 
         assert f"non-finite {what} at global step {step}" in caplog.text
 
 
-def test_skipped_steps_never_change_the_weights(compose_cfg, monkeypatch):
+def test_skipped_steps_never_change_the_weights(compose_cfg, tiny_run, monkeypatch):
     _inject(monkeypatch, {-1: "loss"})  # every step
-    cfg = compose_cfg(*TINY, "loss=margin", "nonfinite=skip", "nonfinite_patience=0", "callbacks=default")
+    cfg = compose_cfg(*tiny_run, *GUARDED, "loss=margin", "nonfinite=skip", "nonfinite_patience=0", "callbacks=default")
     result = train(cfg)
     assert result["nonfinite_steps"] == 3
     ckpt = read_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
@@ -149,7 +137,7 @@ def test_skipped_steps_never_change_the_weights(compose_cfg, monkeypatch):
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
-def test_nonfinite_stop_names_the_step(compose_cfg, monkeypatch):
+def test_nonfinite_stop_names_the_step(compose_cfg, tiny_run, monkeypatch):
     _inject(monkeypatch, {2: "loss"})
     with pytest.raises(NonFiniteError, match=r"non-finite loss at global step 2 \(epoch 0, batch 2\)"):
-        train(compose_cfg(*TINY, "nonfinite=stop"))
+        train(compose_cfg(*tiny_run, *GUARDED, "nonfinite=stop"))

@@ -1,4 +1,5 @@
-"""Tiny fixtures in each dataset's exact official layout.
+"""Tiny fixtures in each dataset's exact official layout, shared by every test folder (registered
+as a plugin by tests/conftest.py).
 
 Every image's size encodes its identity (width = 10 + image number, height = 10 + class
 number), so tests can check that files, ids and labels were joined correctly.
@@ -195,7 +196,7 @@ def image_writer():
     return write_image
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def layout_makers():
     """Dataset config name -> function writing that dataset's fixture layout into a folder."""
     return {
