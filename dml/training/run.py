@@ -165,7 +165,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         module = build_module(cfg)
         module.eval_split_names = list(datamodule.eval_sets)
         module.verification_pairs = datamodule.verification_pairs()
-        loggers = build_loggers(cfg.get("logger"))
+        ckpt_dir = out / "checkpoints"
+        ckpt_path = resume_checkpoint(cfg, ckpt_dir)
+        resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
+        if resumed is not None:  # fail now, with both sides named, rather than inside Lightning
+            check_compatible(resumed, ckpt_path, module.state_dict(), cfg)
+        # resume=true continues this run folder's logs; ckpt_path= starts a new run from those weights
+        same_run = resumed is not None and bool(cfg.get("resume")) and not cfg.get("ckpt_path")
+        loggers = build_loggers(cfg.get("logger"), resume_step=int(resumed.get("global_step", 0)) if same_run else None)
         callbacks = build_callbacks(
             cfg.get("callbacks"), progress_bar=bool(cfg.trainer.get("enable_progress_bar", True))
         )
@@ -174,12 +181,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer: pl.Trainer = hydra.utils.instantiate(
             cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins
         )
-        ckpt_dir = out / "checkpoints"
-        ckpt_path = resume_checkpoint(cfg, ckpt_dir)
-        if ckpt_path is not None:  # fail now, with both sides named, rather than inside Lightning
-            check_compatible(
-                read_checkpoint(ckpt_path, mmap=True), ckpt_path, module.state_dict(), cfg
-            )
     except ConfigError:
         _clean_failed_run_dir(out)
         raise

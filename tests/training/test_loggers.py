@@ -1,0 +1,57 @@
+"""build_loggers: W&B offline unless logged in; a resumed run continues its W&B run and metrics.csv."""
+
+import csv
+
+from omegaconf import OmegaConf
+
+from dml.training.loggers import build_loggers, previous_wandb_run_id
+
+
+def _cfg(tmp_path, **wandb):
+    return OmegaConf.create(
+        {
+            "wandb": {"_target_": "pytorch_lightning.loggers.WandbLogger", "project": "dml", "mode": "disabled",
+                      "save_dir": str(tmp_path), **wandb},
+            "csv": {"_target_": "pytorch_lightning.loggers.CSVLogger", "save_dir": str(tmp_path), "name": "csv",
+                    "version": ""},
+        }
+    )
+
+
+def test_previous_wandb_run_id_is_the_newest_run_folder(tmp_path):
+    assert previous_wandb_run_id(tmp_path) is None
+    for name in ("offline-run-20261122_101500-aaa111", "run-20261122_121500-bbb222", "offline-run-20261122_111500-ccc333"):
+        (tmp_path / "wandb" / name).mkdir(parents=True)
+    (tmp_path / "wandb" / "latest-run").symlink_to(tmp_path / "wandb" / "offline-run-20261122_101500-aaa111")
+    assert previous_wandb_run_id(tmp_path) == "bbb222"
+
+
+def test_a_fresh_run_gets_a_new_wandb_run_and_resume_continues_the_old_one(tmp_path):
+    (tmp_path / "wandb" / "offline-run-20261122_101500-abc123").mkdir(parents=True)
+    fresh, _ = build_loggers(_cfg(tmp_path))
+    assert fresh._wandb_init.get("id") is None
+    resumed, _ = build_loggers(_cfg(tmp_path), resume_step=40)
+    assert resumed._wandb_init["id"] == "abc123" and resumed._wandb_init["resume"] == "allow"
+    pinned, _ = build_loggers(_cfg(tmp_path, id="mine"), resume_step=40)  # an id the user set wins
+    assert pinned._wandb_init["id"] == "mine"
+
+
+def test_resume_keeps_the_csv_rows_logged_before_the_checkpoint(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    with open(folder / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "step", "train/loss"])
+        writer.writeheader()
+        writer.writerows({"epoch": s // 5, "step": s, "train/loss": 1.0 / (s + 1)} for s in range(10))
+    # the checkpoint was at step 6; steps 6-9 were logged after it and are trained again
+    _, logger = build_loggers(_cfg(tmp_path), resume_step=6)
+    logger.log_metrics({"train/loss": 0.5, "epoch": 1}, step=6)
+    logger.save()
+    rows = list(csv.DictReader(open(folder / "metrics.csv", newline="")))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4, 5, 6]
+    assert float(rows[0]["train/loss"]) == 1.0 and float(rows[-1]["train/loss"]) == 0.5
+    # without a resume the CSV logger starts the file over, as before
+    _, fresh = build_loggers(_cfg(tmp_path))
+    fresh.log_metrics({"train/loss": 0.25}, step=0)
+    fresh.save()
+    assert [r["train/loss"] for r in csv.DictReader(open(folder / "metrics.csv", newline=""))] == ["0.25"]
