@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from dml.training.checkpointing import checkpoint_config, load_model_weights, read_checkpoint
-from dml.training.evaluation import embed, score
+from dml.training.evaluation import embed, metric_options, score
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -41,8 +41,8 @@ def _checkpoint_model_and_data(path: str | Path, overrides: Sequence[str] = ()) 
 
 
 def _score(splits: dict[str, Any], cfg: Any, pairs: Any) -> dict[str, float]:
-    metrics_cfg = cfg.dataset.get("metrics", {}) or {}
-    return score(splits, ks=metrics_cfg.get("ks", (1, 2, 4, 8)), nmi=bool(metrics_cfg.get("nmi", True)), pairs=pairs)
+    ks, nmi = metric_options(cfg)
+    return score(splits, ks=ks, nmi=nmi, pairs=pairs)
 
 
 def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tuple[dict[str, float], Any]:

@@ -48,6 +48,12 @@ def raw_pixels(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
+def metric_options(cfg: Any) -> tuple[tuple[int, ...], bool]:
+    """(Recall@K's ks, whether to compute NMI/F1) that a run config's `dataset.metrics` asks for."""
+    metrics = cfg.dataset.get("metrics", {}) or {}
+    return tuple(int(k) for k in metrics.get("ks", (1, 2, 4, 8))), bool(metrics.get("nmi", True))
+
+
 def score(
     splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
     ks: Iterable[int] = (1, 2, 4, 8),

@@ -29,7 +29,14 @@ from dml.training.checkpointing import (
     remove_stale_temp_files,
     resume_checkpoint,
 )
-from dml.training.evaluation import embed, format_table, lfw_verification, raw_pixels, score
+from dml.training.evaluation import (
+    embed,
+    format_table,
+    lfw_verification,
+    metric_options,
+    raw_pixels,
+    score,
+)
 from dml.training.guards import redact_secrets
 from dml.training.loggers import build_loggers
 from dml.training.module import DMLModule
@@ -86,7 +93,7 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
     loss_cfg, memory = split_loss_config(cfg.loss)
     loss = hydra.utils.instantiate(loss_cfg)
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    metrics = cfg.dataset.get("metrics", {}) or {}
+    ks, nmi = metric_options(cfg)
     model = model if model is not None else build_model(cfg)
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
@@ -101,8 +108,8 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
         scheduler=scheduler,
         loss_lr=float(cfg.optim.loss_lr),
         backbone_lr_mult=float(cfg.optim.backbone_lr_mult),
-        ks=metrics.get("ks", (1, 2, 4, 8)),
-        nmi=bool(metrics.get("nmi", True)),
+        ks=ks,
+        nmi=nmi,
         config=redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
         nonfinite=str(cfg.get("nonfinite", "skip")),
         nonfinite_patience=int(cfg.get("nonfinite_patience", 20)),
