@@ -26,11 +26,12 @@ import yaml
 
 FORMATS = ("markdown", "latex", "csv")
 
+# the keys whose runs are repeats of one method: a row averages over them
+REPEATS = ("seed", "dataset.fold")
 # config keys (dotted, fnmatch patterns) that do not change what a run measures
 IGNORED = (
-    "seed",
+    *REPEATS,
     "*.seed",
-    "dataset.fold",
     "published",
     "published.*",
     "paths.*",
@@ -187,7 +188,8 @@ def method_key(run: RunResult, ignore: Sequence[str] = ()) -> tuple[tuple[str, s
 
 def _without_seed(overrides: Iterable[str]) -> list[str]:
     """The overrides without the seed and the training fold (the repeats a row averages over)."""
-    return [o for o in overrides if not re.match(r"^[+~]*(seed|dataset\.fold)=", o) and not o.startswith("hydra.")]
+    repeat = re.compile(r"^[+~]*(" + "|".join(map(re.escape, REPEATS)) + ")=")
+    return [o for o in overrides if not repeat.match(o) and not o.startswith("hydra.")]
 
 
 def _short(value: str) -> str:
