@@ -50,7 +50,7 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "nonfinite": ((str,), lambda v: v in ("skip", "stop"), "skip or stop"),
     "nonfinite_patience": ((int,), lambda v: v >= 0, "an integer >= 0 (0: never stop)"),
     "callbacks.last_checkpoint.every_n_train_steps": (
-        (int,), lambda v: v >= 1, "a positive integer (callbacks.last_checkpoint=null checkpoints at epoch ends only)"
+        (int,), lambda v: v >= 1, "a positive integer (null: last.ckpt after evaluations and at the end only)"
     ),
     # loss and sampler values by config path: the classes check them too, but only once the data has loaded
     "loss.margin": ((int, float), lambda v: v >= 0, "a non-negative number"),

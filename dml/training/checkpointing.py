@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.trainer.states import TrainerFn
 
 from dml.config import ConfigError
 from dml.io import atomic_write_bytes
@@ -40,7 +42,9 @@ _RESUME_KEYS = ("seed", "dataset.name", "dataset.classes_per_batch", "dataset.m_
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning CheckpointIO: atomic, fsynced saves and ``weights_only=True`` loads."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
         buffer = io.BytesIO()
@@ -49,7 +53,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         _fsync_dir(Path(path).parent)
 
     def load_checkpoint(
-        self, path: str | os.PathLike, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None
+        self,
+        path: str | os.PathLike,
+        map_location: Any = lambda storage, loc: storage,
+        weights_only: bool | None = None,
     ) -> dict[str, Any]:
         if weights_only is False:
             raise ValueError("dml loads checkpoints with weights_only=True only")
@@ -79,12 +86,88 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     return stale
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """Keeps ``<dirpath>/last.ckpt``: every `every_n_train_steps` steps (None: never mid-epoch), after
+    each evaluation during training, and always at the end of training.
+
+    So last.ckpt holds the weights the run's final metrics come from, and a finished run resumed with
+    ``resume=true`` trains no step again. (Lightning's ``ModelCheckpoint(save_last=True)`` writes
+    last.ckpt at an epoch's end only when that epoch also saved a top-k checkpoint, and at the end
+    of training only when it never saved one, so a run whose last epoch was not its best kept an
+    older last.ckpt.) The one owner of last.ckpt: the top-k callback keeps ``save_last: false``.
+    """
+
+    def __init__(
+        self, dirpath: str | os.PathLike | None = None, every_n_train_steps: int | None = None
+    ) -> None:
+        if every_n_train_steps is not None and (
+            isinstance(every_n_train_steps, bool) or int(every_n_train_steps) < 1
+        ):
+            raise ValueError(
+                f"callbacks.last_checkpoint.every_n_train_steps={every_n_train_steps} is not valid: expected a "
+                "positive integer, or null to write last.ckpt after evaluations and at the end only"
+            )
+        super().__init__(
+            dirpath=dirpath,
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=every_n_train_steps,
+            enable_version_counter=False,
+        )
+        self.every = int(every_n_train_steps or 0)
+        self.saved_step: int | None = None  # global step of this process's latest save
+
+    @staticmethod
+    def _fitting(trainer: Any) -> bool:
+        return (
+            trainer.state.fn == TrainerFn.FITTING
+            and not trainer.sanity_checking
+            and not trainer.fast_dev_run
+        )
+
+    def save(self, trainer: Any) -> None:
+        """Write last.ckpt now (on every rank's call; Lightning writes on rank 0)."""
+        self.last_model_path = os.path.join(
+            str(self.dirpath), self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION
+        )
+        trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
+        self.saved_step = int(trainer.global_step)
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = int(trainer.global_step)
+        if (
+            self.every
+            and self._fitting(trainer)
+            and step % self.every == 0
+            and self.saved_step != step
+        ):
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        """Nothing: last.ckpt follows the epoch's evaluation (on_validation_end) and the end of training."""
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._fitting(trainer):
+            self.save(trainer)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        # always: the loop's state has moved on (epoch completed, schedulers stepped) since any save
+        if self._fitting(trainer):
+            self.save(trainer)
+
+
 # ---- reading -------------------------------------------------------------------------------
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+def read_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
+) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with errors that name the file and the fix."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"checkpoint {str(path)!r} does not exist; pass a .ckpt from a run's checkpoints/ folder")
+        raise ConfigError(
+            f"checkpoint {str(path)!r} does not exist; pass a .ckpt from a run's checkpoints/ folder"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
@@ -98,7 +181,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
             "pass another .ckpt (a killed save never replaces last.ckpt, so checkpoints/last.ckpt of the run is intact)"
         ) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ConfigError(f"checkpoint {str(path)!r} is not a dml-train checkpoint (it holds no state_dict)")
+        raise ConfigError(
+            f"checkpoint {str(path)!r} is not a dml-train checkpoint (it holds no state_dict)"
+        )
     return ckpt
 
 
@@ -110,7 +195,9 @@ def checkpoint_config(ckpt: Mapping[str, Any], path: str | os.PathLike) -> dict[
     """The run config a dml checkpoint carries (``hyper_parameters.config``)."""
     config = (ckpt.get("hyper_parameters") or {}).get("config")
     if not config:
-        raise ConfigError(f"checkpoint {str(path)!r} is not a dml-train checkpoint (it holds no run config)")
+        raise ConfigError(
+            f"checkpoint {str(path)!r} is not a dml-train checkpoint (it holds no run config)"
+        )
     return dict(config)
 
 
@@ -123,17 +210,23 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]:
+def config_differences(
+    saved: Mapping[str, Any], current: Mapping[str, Any], keys: tuple[str, ...]
+) -> list[str]:
     """``key (checkpoint A, this run B)`` for each value under `keys` that differs."""
     a, b = _flatten(saved), _flatten(current)
     out = []
     for key in sorted(set(a) | set(b)):
         if any(key == k or key.startswith(k + ".") for k in keys) and a.get(key) != b.get(key):
-            out.append(f"{key} (checkpoint {a.get(key, '<unset>')!r}, this run {b.get(key, '<unset>')!r})")
+            out.append(
+                f"{key} (checkpoint {a.get(key, '<unset>')!r}, this run {b.get(key, '<unset>')!r})"
+            )
     return out
 
 
-def state_dict_mismatches(saved: Mapping[str, torch.Tensor], current: Mapping[str, torch.Tensor]) -> list[str]:
+def state_dict_mismatches(
+    saved: Mapping[str, torch.Tensor], current: Mapping[str, torch.Tensor]
+) -> list[str]:
     """Human-readable differences in keys and shapes between two state dicts."""
     out = []
     for key in sorted(set(saved) | set(current)):
@@ -141,8 +234,14 @@ def state_dict_mismatches(saved: Mapping[str, torch.Tensor], current: Mapping[st
             out.append(f"{key} is in the checkpoint but not in this run's model")
         elif key not in saved:
             out.append(f"{key} is in this run's model but not in the checkpoint")
-        elif torch.is_tensor(saved[key]) and torch.is_tensor(current[key]) and saved[key].shape != current[key].shape:
-            out.append(f"{key} has shape {list(saved[key].shape)} in the checkpoint, {list(current[key].shape)} in this run")
+        elif (
+            torch.is_tensor(saved[key])
+            and torch.is_tensor(current[key])
+            and saved[key].shape != current[key].shape
+        ):
+            out.append(
+                f"{key} has shape {list(saved[key].shape)} in the checkpoint, {list(current[key].shape)} in this run"
+            )
     return out
 
 
@@ -190,12 +289,15 @@ def load_model_weights(
     prefix: str = "model.",
 ) -> None:
     """Load the ``prefix`` part of a Lightning checkpoint into `model`, with a clear error on a shape mismatch."""
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     current = model.state_dict()
     if state_dict_mismatches(state, current):
         check_compatible(
-            {**ckpt, "state_dict": {prefix + k: v for k, v in state.items()}}, path,
-            {prefix + k: v for k, v in current.items()}, config, resume=False,
+            {**ckpt, "state_dict": {prefix + k: v for k, v in state.items()}},
+            path,
+            {prefix + k: v for k, v in current.items()},
+            config,
+            resume=False,
             fix="Drop the overrides that change the model (the checkpoint's own config rebuilds it).",
         )
     model.load_state_dict(state, strict=True)
@@ -219,7 +321,8 @@ def resume_checkpoint(cfg: DictConfig, ckpt_dir: Path) -> str | None:
             return str(last)
         log.warning(
             "resume=true but %s does not exist: starting from step 0 (to continue an earlier run, pass "
-            "hydra.run.dir=<that run's folder>)", last,
+            "hydra.run.dir=<that run's folder>)",
+            last,
         )
     return None
 
@@ -238,7 +341,11 @@ def capture_rng_states() -> dict[str, Any]:
             "has_gauss": int(np_state[3]),
             "cached_gaussian": float(np_state[4]),
         },
-        "python": {"version": int(py_version), "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
+        "python": {
+            "version": int(py_version),
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss": py_gauss,
+        },
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -249,10 +356,15 @@ def restore_rng_states(state: Mapping[str, Any]) -> None:
     """Inverse of ``capture_rng_states`` (CUDA states only when as many devices are present)."""
     torch.set_rng_state(state["torch"].cpu())
     np_state = state["numpy"]
-    np.random.set_state((
-        np_state["algorithm"], np_state["keys"].numpy().astype(np.uint32), int(np_state["pos"]),
-        int(np_state["has_gauss"]), float(np_state["cached_gaussian"]),
-    ))
+    np.random.set_state(
+        (
+            np_state["algorithm"],
+            np_state["keys"].numpy().astype(np.uint32),
+            int(np_state["pos"]),
+            int(np_state["has_gauss"]),
+            float(np_state["cached_gaussian"]),
+        )
+    )
     py = state["python"]
     random.setstate((int(py["version"]), tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     cuda = state.get("cuda")
@@ -272,7 +384,8 @@ def batch_sampler_state(trainer: Any, sampler: Any) -> dict[str, Any]:
     done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
     if epochs.started <= epochs.completed:  # between epochs (e.g. at the end of training)
         done = 0
-    elif done >= trainer.num_training_batches:  # the epoch's batches are done, its evaluation may not be
+    elif done >= trainer.num_training_batches:
+        # the epoch's batches are done, its evaluation may not be
         epoch, done = epoch + 1, 0
     state = dict(sampler.state_dict())
     state.update(epoch=epoch, position=done)

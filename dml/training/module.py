@@ -76,6 +76,7 @@ class DMLModule(pl.LightningModule):
         self._eval_outputs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.eval_split_names: list[str] = ["test"]
         self.last_metrics: dict[str, float] = {}
+        self.last_metrics_step: int | None = None  # the global step whose weights last_metrics scored
         # (index pairs, same, fold) into the test split when it is scored for verification (LFW)
         self.verification_pairs: tuple[Any, Any, Any] | None = None
         # kept for the diagnostics callbacks (dml.training.diagnostics): the last eval's embeddings
@@ -256,5 +257,6 @@ class DMLModule(pl.LightningModule):
         # that sync_dist takes over identical values leaves them unchanged
         metrics = broadcast_object(score(splits, ks=self.ks, nmi=self.nmi, pairs=self.verification_pairs) if world()[1] == 0 else None)
         self.last_metrics = metrics
+        self.last_metrics_step = int(self.global_step)
         for k, v in metrics.items():
             self.log(f"eval/{k}", v, sync_dist=world()[0] > 1)

@@ -24,6 +24,7 @@ from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
 from dml.training.checkpointing import (
     AtomicCheckpointIO,
+    LastCheckpoint,
     check_compatible,
     read_checkpoint,
     remove_stale_temp_files,
@@ -155,6 +156,22 @@ def _selected_on_validation(cfg: DictConfig, checkpoint: Any) -> str | None:
     return str(checkpoint.best_model_path)
 
 
+def _final_checkpoint(trainer: pl.Trainer, resumed_from: str | None, resumed_step: int | None) -> str | None:
+    """The checkpoint that holds the weights training ended with, or None when none was saved.
+
+    LastCheckpoint writes last.ckpt at the end of training; a finished run that was resumed (or
+    a new run started from a finished run's checkpoint) trains no step, so its final weights are
+    those of the checkpoint it started from.
+    """
+    step = int(trainer.global_step)
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, LastCheckpoint) and callback.saved_step == step:
+            return str(callback.last_model_path)
+    if resumed_from is not None and resumed_step == step:
+        return resumed_from
+    return None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate one run; returns the dict also written to `<run>/results.json`."""
     out = _output_dir(cfg)
@@ -225,10 +242,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # DMLDataModule resumes its batch sampler mid-epoch itself, which Lightning cannot see
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    if ckpt_path is not None and not module.last_metrics:
-        # resumed a finished run, or after the last epoch's evaluation: score the final weights
+    if module.last_metrics_step != trainer.global_step:
+        # the final weights were not evaluated yet (a finished run resumed, training stopped by
+        # max_steps mid-epoch, check_val_every_n_epoch > 1): score them, they are what last.ckpt holds
         trainer.validate(module, datamodule=datamodule, verbose=False)
     seconds = time.time() - start
+    final = _final_checkpoint(trainer, ckpt_path, int(resumed["global_step"]) if resumed is not None else None)
     selected = _selected_on_validation(cfg, checkpoint)
     if selected is not None:
         # class-disjoint folds: the reported metrics are those of the checkpoint the val fold picked
@@ -252,13 +271,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_seconds": round(seconds, 2),
         "nonfinite_steps": module.nonfinite.skipped,
         "resumed_from": ckpt_path,
-        "metrics_from": selected or "last epoch",
+        # the checkpoint whose weights gave `metrics` (dml-eval ckpt=<it> reproduces them)
+        "metrics_from": selected or final or "final weights (not saved: callbacks.last_checkpoint is off)",
         "best_checkpoint": (checkpoint.best_model_path or None)
         if isinstance(checkpoint, ModelCheckpoint)
         else None,
-        "last_checkpoint": str(ckpt_dir / "last.ckpt")
-        if (ckpt_dir / "last.ckpt").is_file()
-        else None,
+        "last_checkpoint": final,
         "config": redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
     }
     if trainer.is_global_zero:
