@@ -84,7 +84,7 @@ def _eval_datasets(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[s
         return dict(sets)
     loaders = trainer.val_dataloaders
     loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
-    names = getattr(pl_module, "eval_split_names", ["test"])
+    names = pl_module.evaluator.split_names
     return {
         n: dl.dataset
         for n, dl in zip(names, loaders, strict=False)
@@ -104,7 +104,7 @@ class EvalPlots(pl.Callback):
     `<dirpath>/epoch_NNN/` (0: not in between) and, at the end of training, the last evaluation's
     into `<dirpath>/` (default `<run>/plots`). Logged to W&B as images when a WandbLogger is present.
 
-    The module must keep its last eval embeddings in `last_eval_splits` (DMLModule does). Options:
+    The module must keep its last evaluation in `last_eval` (DMLModule does). Options:
     see dml.viz.eval_plots.EvalPlotOptions; `plots` picks among retrieval_grid, projection,
     pair_distances, recall_curve.
     """
@@ -149,12 +149,13 @@ class EvalPlots(pl.Callback):
     def _save(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, out_dir: Path
     ) -> dict[str, Path]:
-        splits = getattr(pl_module, "last_eval_splits", None)
-        if not splits:
+        record = pl_module.last_eval
+        if record is None or not record.splits:
             return {}
+        splits = record.splits
         epoch = int(self.last_eval_epoch or 0)
         self.options.title = _run_title(pl_module, epoch)
-        self.options.marked_ks = tuple(getattr(pl_module, "ks", self.options.marked_ks))
+        self.options.marked_ks = pl_module.evaluator.ks
         start = time.perf_counter()
         written = save_eval_plots(
             splits, out_dir, datasets=_eval_datasets(trainer, pl_module), options=self.options

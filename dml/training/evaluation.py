@@ -1,16 +1,20 @@
-"""Embed eval splits and score them: one path for validation, the final table and dml-eval."""
+"""Embed eval splits and score them: one Evaluator for validation, the baseline columns and dml-eval."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from dml.config import ConfigError
 from dml.metrics import evaluate_embeddings, verification_metrics
 
 
@@ -30,7 +34,13 @@ def embed(
     model.eval()
     embs, labels = [], []
     total = len(loader.dataset) if hasattr(loader.dataset, "__len__") else None
-    with tqdm(total=total, desc=desc, unit="img", leave=False, disable=None if progress is None else not progress) as bar:
+    with tqdm(
+        total=total,
+        desc=desc,
+        unit="img",
+        leave=False,
+        disable=None if progress is None else not progress,
+    ) as bar:
         for x, y in loader:
             embs.append(model(x.to(device)).float().cpu())
             labels.append(torch.as_tensor(y))
@@ -48,40 +58,124 @@ def raw_pixels(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def metric_options(cfg: Any) -> tuple[tuple[int, ...], bool]:
-    """(Recall@K's ks, whether to compute NMI/F1) that a run config's `dataset.metrics` asks for."""
-    metrics = cfg.dataset.get("metrics", {}) or {}
-    return tuple(int(k) for k in metrics.get("ks", (1, 2, 4, 8))), bool(metrics.get("nmi", True))
+def metric_options(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A dataset config's `metrics` block as plain keyword arguments of `evaluate_embeddings`.
+
+    The block passes through as one mapping (`ks`, `nmi`, ...): a new option of
+    `evaluate_embeddings` is usable from every dataset config without touching the training code.
+    An unknown key is an error that names the known ones.
+    """
+    if metrics is None:
+        return {}
+    if isinstance(metrics, DictConfig):
+        metrics = OmegaConf.to_container(metrics, resolve=True)
+    known = [
+        name
+        for name, p in inspect.signature(evaluate_embeddings).parameters.items()
+        if p.default is not inspect.Parameter.empty and name not in ("gallery", "gallery_labels")
+    ]
+    unknown = sorted(set(metrics) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"dataset.metrics.{unknown[0]} is not a metric option; the options are {', '.join(known)}"
+        )
+    return dict(metrics)
 
 
 def score(
     splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-    ks: Iterable[int] = (1, 2, 4, 8),
-    nmi: bool = True,
     pairs: tuple[Any, Any, Any] | None = None,
+    **options: Any,
 ) -> dict[str, float]:
     """Metrics of `{"test": (emb, labels)}` or `{"query": .., "gallery": ..}`.
 
-    pairs: (index pairs [N, 2], same [N], fold [N]) into the test split for verification
-    (LFW protocol); their metrics come as `verification/accuracy`, ... beside retrieval's.
-    A `val` split (a class-disjoint training fold's held-out classes, dml.data.folds) is scored
-    by self-retrieval too, its metrics prefixed `val/`.
+    options: keyword arguments of `dml.metrics.evaluate_embeddings` (`ks`, `nmi`, ...), e.g. a
+    dataset config's `metrics` block. pairs: (index pairs [N, 2], same [N], fold [N]) into the
+    test split for verification (LFW protocol); their metrics come as `verification/accuracy`,
+    ... beside retrieval's. A `val` split (a class-disjoint training fold's held-out classes,
+    dml.data.folds) is scored by self-retrieval too, its metrics prefixed `val/`.
     """
     if "query" in splits:
         (q, ql), (g, gl) = splits["query"], splits["gallery"]
-        out: dict[str, Any] = evaluate_embeddings(q, ql, g, gl, ks=tuple(ks), nmi=nmi)
+        out: dict[str, Any] = evaluate_embeddings(q, ql, g, gl, **options)
     else:
         e, lab = splits["test"]
-        out = evaluate_embeddings(e, lab, ks=tuple(ks), nmi=nmi)
+        out = evaluate_embeddings(e, lab, **options)
         if pairs is not None:
             out.update(verification_scores(e, *pairs))
     if "val" in splits:
         e, lab = splits["val"]
-        out.update({f"val/{k}": v for k, v in evaluate_embeddings(e, lab, ks=tuple(ks), nmi=nmi).items()})
+        out.update({f"val/{k}": v for k, v in evaluate_embeddings(e, lab, **options).items()})
     return {k: float(v) for k, v in out.items()}
 
 
-def verification_scores(embeddings: torch.Tensor, pairs: Any, same: Any, fold: Any | None = None) -> dict[str, float]:
+@dataclass(frozen=True)
+class EvalRecord:
+    """What one evaluation produced: each split's embeddings and labels (CPU) and the metrics."""
+
+    epoch: int
+    step: int
+    splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]]
+    metrics: Mapping[str, float]
+
+
+class Evaluator:
+    """Scores a run's eval splits as its dataset config asks; built once, used by the training
+    module (each evaluation), the baseline columns (raw pixels, untrained network) and dml-eval.
+
+    metrics: the `dataset.metrics` mapping (keyword arguments of evaluate_embeddings);
+    pairs: the test split's verification pairs (LFW), if any; split_names: the eval splits in
+    the order of the datamodule's eval loaders.
+    """
+
+    def __init__(
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        pairs: tuple[Any, Any, Any] | None = None,
+        split_names: Iterable[str] = ("test",),
+    ) -> None:
+        self.options = metric_options(metrics)
+        self.pairs = pairs
+        self.split_names = list(split_names)
+
+    @classmethod
+    def from_config(cls, cfg: Any, datamodule: Any) -> Evaluator:
+        """The run config's `dataset.metrics` over a set-up datamodule's eval splits."""
+        return cls(
+            cfg.dataset.get("metrics"),
+            pairs=datamodule.verification_pairs(),
+            split_names=list(datamodule.eval_sets),
+        )
+
+    @property
+    def ks(self) -> tuple[int, ...]:
+        """The K of the Recall@K metrics (the recall curve marks them)."""
+        return tuple(int(k) for k in self.options.get("ks", _DEFAULT_KS))
+
+    def score(self, splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+        """Metrics of embedded splits ({name: (embeddings, labels)})."""
+        return score(splits, pairs=self.pairs, **self.options)
+
+    def score_model(
+        self,
+        model: nn.Module,
+        loaders: Mapping[str, DataLoader],
+        device: torch.device | str = "cpu",
+    ) -> dict[str, float]:
+        """Embed every loader with `model` and score the splits."""
+        return self.score({name: embed(model, dl, device=device) for name, dl in loaders.items()})
+
+    def score_raw_pixels(self, loaders: Mapping[str, DataLoader]) -> dict[str, float]:
+        """The no-learning baseline: flattened, L2-normalised input images scored as embeddings."""
+        return self.score({name: raw_pixels(dl) for name, dl in loaders.items()})
+
+
+_DEFAULT_KS = inspect.signature(evaluate_embeddings).parameters["ks"].default
+
+
+def verification_scores(
+    embeddings: torch.Tensor, pairs: Any, same: Any, fold: Any | None = None
+) -> dict[str, float]:
     """LFW-style verification of index `pairs` into `embeddings`, keys prefixed `verification/`."""
     idx = torch.as_tensor(pairs, dtype=torch.long)
     folds = int(len(set(map(int, fold)))) if fold is not None else 10
@@ -90,7 +184,11 @@ def verification_scores(embeddings: torch.Tensor, pairs: Any, same: Any, fold: A
 
 
 def lfw_verification(
-    model: nn.Module, root: str, transform: Any, batch_size: int = 256, device: torch.device | str = "cpu"
+    model: nn.Module,
+    root: str,
+    transform: Any,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """LFW's 6,000 pairs scored with `model`: the extra verification any run can add (eval.lfw_root)."""
     from dml.data import LFW
@@ -114,6 +212,10 @@ def format_table(columns: Mapping[str, Mapping[str, float]], first: str | None =
         cells = []
         for col in columns.values():
             v = col.get(name)
-            cells.append("" if v is None else (f"{v:.4f}" if isinstance(v, float) and not v.is_integer() else f"{v:g}"))
+            cells.append(
+                ""
+                if v is None
+                else (f"{v:.4f}" if isinstance(v, float) and not v.is_integer() else f"{v:g}")
+            )
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join([header, rule, *rows])

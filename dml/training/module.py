@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -20,7 +20,7 @@ from dml.training.distributed import (
     share_sampler_seed,
     world,
 )
-from dml.training.evaluation import score
+from dml.training.evaluation import EvalRecord, Evaluator
 from dml.training.guards import NonFiniteGuard
 
 
@@ -51,8 +51,7 @@ class DMLModule(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         loss_lr: float = 0.01,
         backbone_lr_mult: float = 1.0,
-        ks: Iterable[int] = (1, 2, 4, 8),
-        nmi: bool = True,
+        evaluator: Evaluator | None = None,
         config: Mapping[str, Any] | None = None,
         nonfinite: str = "skip",
         nonfinite_patience: int = 20,
@@ -67,21 +66,18 @@ class DMLModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.loss_lr = float(loss_lr)
         self.backbone_lr_mult = float(backbone_lr_mult)
-        self.ks = tuple(int(k) for k in ks)
-        self.nmi = bool(nmi)
+        # scores each evaluation (dataset.metrics over the datamodule's eval splits)
+        self.evaluator = evaluator if evaluator is not None else Evaluator()
         # the resolved run config travels in every checkpoint, so dml-eval can rebuild the run
         self.save_hyperparameters({"config": dict(config or {})})
         self._loss_takes_distances = _accepts(loss.forward if isinstance(loss, nn.Module) else loss, "distances")
         self._sampler_takes_distances = sampler is not None and _accepts(sampler, "distances")
         self._eval_outputs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        self.eval_split_names: list[str] = ["test"]
-        self.last_metrics: dict[str, float] = {}
-        self.last_metrics_step: int | None = None  # the global step whose weights last_metrics scored
-        # (index pairs, same, fold) into the test split when it is scored for verification (LFW)
-        self.verification_pairs: tuple[Any, Any, Any] | None = None
-        # kept for the diagnostics callbacks (dml.training.diagnostics): the last eval's embeddings
-        # and labels per split, and the last training batch's (detached distances, labels)
-        self.last_eval_splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # the last evaluation (embeddings, metrics, the step whose weights they scored): what the run
+        # reports and the eval plots draw
+        self.last_eval: EvalRecord | None = None
+        # kept for the diagnostics callbacks (dml.training.diagnostics): the last training batch's
+        # (detached distances, labels)
         self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         # a step with NaN/inf embeddings, loss or gradients is skipped and counted, or stops the run
         self.nonfinite = NonFiniteGuard(nonfinite, nonfinite_patience)
@@ -220,7 +216,7 @@ class DMLModule(pl.LightningModule):
         shards are gathered in rank order, which restores the dataset order with every item once.
         """
         out = {}
-        for idx, name in enumerate(self.eval_split_names):
+        for idx, name in enumerate(self.evaluator.split_names):
             parts = self._eval_outputs.get(idx, [])
             if parts:
                 emb, labels = torch.cat([e for e, _ in parts]), torch.cat([y for _, y in parts]).to(self.device)
@@ -241,7 +237,7 @@ class DMLModule(pl.LightningModule):
         dataset = getattr(loader, "dataset", None)
         if dataset is not None and hasattr(dataset, "__len__") and total > len(dataset):
             raise RuntimeError(
-                f"eval split {self.eval_split_names[idx]!r}: {total} embeddings gathered from {world()[0]} ranks "
+                f"eval split {self.evaluator.split_names[idx]!r}: {total} embeddings gathered from {world()[0]} ranks "
                 f"for {len(dataset)} items; under DDP each rank's eval loader must hold a disjoint share "
                 "(DMLDataModule shards with EvalShardSampler)"
             )
@@ -251,12 +247,10 @@ class DMLModule(pl.LightningModule):
         self._eval_outputs = {}
         if not splits:
             return
-        self.last_eval_splits = splits
         # scored once, on rank 0, and broadcast: every rank logs the same numbers (the loggers
         # write on rank 0 only), so checkpoint callbacks decide alike on every rank; the mean
         # that sync_dist takes over identical values leaves them unchanged
-        metrics = broadcast_object(score(splits, ks=self.ks, nmi=self.nmi, pairs=self.verification_pairs) if world()[1] == 0 else None)
-        self.last_metrics = metrics
-        self.last_metrics_step = int(self.global_step)
+        metrics = broadcast_object(self.evaluator.score(splits) if world()[1] == 0 else None)
+        self.last_eval = EvalRecord(int(self.current_epoch), int(self.global_step), splits, metrics)
         for k, v in metrics.items():
             self.log(f"eval/{k}", v, sync_dist=world()[0] > 1)

@@ -30,14 +30,7 @@ from dml.training.checkpointing import (
     remove_stale_temp_files,
     resume_checkpoint,
 )
-from dml.training.evaluation import (
-    embed,
-    format_table,
-    lfw_verification,
-    metric_options,
-    raw_pixels,
-    score,
-)
+from dml.training.evaluation import Evaluator, format_table, lfw_verification
 from dml.training.guards import redact_secrets
 from dml.training.loggers import build_loggers
 from dml.training.module import DMLModule
@@ -88,13 +81,19 @@ def _channels_last_input(module: torch.nn.Module, args: tuple) -> tuple:
     return args
 
 
-def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLModule:
-    """The LightningModule with sampler, loss, optimizer and scheduler from the config."""
+def build_module(
+    cfg: DictConfig, model: EmbeddingModel | None = None, evaluator: Evaluator | None = None
+) -> DMLModule:
+    """The LightningModule with sampler, loss, optimizer and scheduler from the config.
+
+    evaluator: scores its evaluations (default: the config's `dataset.metrics` on split `test`).
+    """
     sampler = hydra.utils.instantiate(cfg.sampler) if cfg.get("sampler") else None
     loss_cfg, memory = split_loss_config(cfg.loss)
     loss = hydra.utils.instantiate(loss_cfg)
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    ks, nmi = metric_options(cfg)
+    if evaluator is None:
+        evaluator = Evaluator(cfg.dataset.get("metrics"))
     model = model if model is not None else build_model(cfg)
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
@@ -109,8 +108,7 @@ def build_module(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLMod
         scheduler=scheduler,
         loss_lr=float(cfg.optim.loss_lr),
         backbone_lr_mult=float(cfg.optim.backbone_lr_mult),
-        ks=ks,
-        nmi=nmi,
+        evaluator=evaluator,
         config=redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
         nonfinite=str(cfg.get("nonfinite", "skip")),
         nonfinite_patience=int(cfg.get("nonfinite_patience", 20)),
@@ -186,9 +184,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule = build_datamodule(cfg)
         datamodule.setup("fit")
         validate_class_sizes(cfg, datamodule.train_set.labels)
-        module = build_module(cfg)
-        module.eval_split_names = list(datamodule.eval_sets)
-        module.verification_pairs = datamodule.verification_pairs()
+        evaluator = Evaluator.from_config(cfg, datamodule)
+        module = build_module(cfg, evaluator=evaluator)
         ckpt_dir = out / "checkpoints"
         ckpt_path = resume_checkpoint(cfg, ckpt_dir)
         resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
@@ -223,17 +220,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
 
     columns: dict[str, dict[str, float]] = {}
-    ks, nmi = module.ks, module.nmi
     if trainer.is_global_zero and (cfg.eval.get("raw_baseline") or cfg.eval.get("before_training")):
         loaders = datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
         if cfg.eval.get("raw_baseline"):
-            columns["raw pixels"] = score(
-                {n: raw_pixels(dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
-            )
+            columns["raw pixels"] = evaluator.score_raw_pixels(loaders)
         if cfg.eval.get("before_training"):
-            columns["untrained"] = score(
-                {n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
-            )
+            columns["untrained"] = evaluator.score_model(module.model, loaders)
 
     checkpoint = trainer.checkpoint_callback
     remove_stale_temp_files(ckpt_dir)  # a save that was killed leaves its temporary file
@@ -242,7 +234,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # DMLDataModule resumes its batch sampler mid-epoch itself, which Lightning cannot see
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    if module.last_metrics_step != trainer.global_step:
+    if module.last_eval is None or module.last_eval.step != trainer.global_step:
         # the final weights were not evaluated yet (a finished run resumed, training stopped by
         # max_steps mid-epoch, check_val_every_n_epoch > 1): score them, they are what last.ckpt holds
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -252,8 +244,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if selected is not None:
         # class-disjoint folds: the reported metrics are those of the checkpoint the val fold picked
         trainer.validate(module, datamodule=datamodule, ckpt_path=selected, verbose=False, weights_only=True)
-    if module.last_metrics:
-        columns["trained"] = dict(module.last_metrics)
+    if module.last_eval is not None and module.last_eval.metrics:
+        columns["trained"] = dict(module.last_eval.metrics)
     if cfg.eval.get("lfw_root") and trainer.is_global_zero and "trained" in columns:
         # a face model trained on one set, verified on LFW's pairs (DESIGN 6)
         columns["trained"].update(

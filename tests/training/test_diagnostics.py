@@ -15,6 +15,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from dml.training import diagnostics
 from dml.training.diagnostics import EvalPlots, ImageRate, ImagesPerSecondTQDM, TrainingDiagnostics
+from dml.training.evaluation import Evaluator
 from dml.training.run import build_callbacks, build_datamodule, build_module, train
 from dml.viz.retrieval_grid import grid_pixels
 from dml.viz.training_curves import curves_size
@@ -56,8 +57,7 @@ def test_callbacks_over_two_epochs_with_wandb(compose_cfg, fast_run, tmp_path, m
     )
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
-    module = build_module(cfg)
-    module.eval_split_names = list(datamodule.eval_sets)
+    module = build_module(cfg, evaluator=Evaluator.from_config(cfg, datamodule))
     callbacks = build_callbacks(cfg.callbacks, progress_bar=True)
     evalp, diag, bar = (next(c for c in callbacks if isinstance(c, t)) for t in (EvalPlots, TrainingDiagnostics, ProgressBar))
     logger = WandbLogger(mode="disabled", save_dir=str(tmp_path))
