@@ -49,6 +49,8 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "resume": ((bool,), lambda v: True, "true or false"),
     "nonfinite": ((str,), lambda v: v in ("skip", "stop"), "skip or stop"),
     "nonfinite_patience": ((int,), lambda v: v >= 0, "an integer >= 0 (0: never stop)"),
+    "xbm.memory_size": ((int,), lambda v: v >= 0, "a non-negative integer (0 turns XBM off)"),
+    "xbm.memory_start": ((int,), lambda v: v >= 0, "a non-negative integer (steps before the memory fills)"),
     "callbacks.last_checkpoint.every_n_train_steps": (
         (int,), lambda v: v >= 1, "a positive integer (null: last.ckpt after evaluations and at the end only)"
     ),

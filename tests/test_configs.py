@@ -8,7 +8,6 @@ import torch
 from omegaconf import OmegaConf
 
 from dml.config import ConfigError, config_dir, validate
-from dml.training.run import split_loss_config
 
 GROUPS = ["dataset", "backbone", "sampler", "loss", "optimizer", "scheduler", "trainer", "logger"]
 
@@ -32,8 +31,7 @@ def test_every_choice_composes(compose_cfg, group, choice):
     if group == "sampler":
         assert callable(hydra.utils.instantiate(cfg.sampler))
     if group == "loss":
-        node, memory = split_loss_config(cfg.loss)  # the XBM keys are not loss arguments
-        assert callable(hydra.utils.instantiate(node)) and memory["memory_size"] == 0
+        assert callable(hydra.utils.instantiate(cfg.loss)) and cfg.xbm.memory_size == 0
     if group == "optimizer":
         opt = hydra.utils.instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
         assert isinstance(opt, torch.optim.Optimizer)
@@ -52,7 +50,7 @@ def test_defaults_are_the_documented_ones(compose_cfg):
 
 def test_canonical_call_composes(compose_cfg):
     cfg = compose_cfg("loss=margin", "sampler=distance_weighted")
-    loss = hydra.utils.instantiate(split_loss_config(cfg.loss)[0])
+    loss = hydra.utils.instantiate(cfg.loss)
     sampler = hydra.utils.instantiate(cfg.sampler)
     assert type(loss).__name__ == "MarginLoss"
     assert sampler.negative == "distance_weighted"

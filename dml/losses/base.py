@@ -32,11 +32,21 @@ class TupleLoss(nn.Module):
         batch = check_batch(embeddings, labels, distances)
         if distances is None:
             distances = pairwise_distance(embeddings)
+        if tuples is not None:
+            check_tuples(tuples, batch)
+        return self.from_distances(distances, labels, tuples)
+
+    def from_distances(self, distances: Tensor, labels: Tensor, tuples: Tuples | None) -> Tensor:
+        """The loss of a precomputed distance matrix [B, N] (with grad) of the batch's anchors
+        to N references that start with the batch (e.g. batch + a cross-batch memory).
+
+        What the training objective calls: it computes the matrix once for sampler and loss.
+        tuples index anchors in rows and positives/negatives in columns (None: every valid
+        tuple of a square [B, B] matrix). Keeps the numbers for ``log_stats()``.
+        """
         distances = in_compute_dtype(distances)
         if labels.device != distances.device:
             labels = labels.to(distances.device)
-        if tuples is not None:
-            check_tuples(tuples, batch)
         loss, stats = self.compute(distances, labels, tuples)
         self._stats = {k: v.detach() for k, v in stats.items()}
         return loss

@@ -2,10 +2,10 @@
 
 A FIFO queue keeps the last `size` embeddings (detached, float32) and labels of the global
 batches trained on. At each step the anchors are the current batch, and the candidates
-(positives and negatives) are the batch followed by the memory: one [B, B + K] distance matrix
-is computed, shared by sampler (detached) and loss (with gradients through the batch rows and
-columns only; memory rows carry no gradient). The sampler's strategy runs row by row over
-those candidates, so `hard` negatives are the hardest in batch + memory, `distance_weighted`
+(positives and negatives) are the batch followed by the memory: the training objective
+(dml.training.objective) computes one [B, B + K] distance matrix, shared by sampler (detached)
+and loss (with gradients through the batch rows and columns only; memory rows carry no
+gradient). The sampler's strategy runs row by row over those candidates, so `hard` negatives are the hardest in batch + memory, `distance_weighted`
 draws from both, and so on. An item is never its own positive (column i of row i is masked);
 the memory holds earlier steps only (the batch is enqueued after its loss), though it can hold
 an older embedding of the same image, which counts as a positive like any same-class item.
@@ -23,8 +23,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dml.distances import pairwise_distance
-from dml.losses.base import TupleLoss
 from dml.samplers.tuples import Pairs, Tuples, class_masks
 
 
@@ -39,11 +37,11 @@ class CrossBatchMemory(nn.Module):
         super().__init__()
         if int(size) < 1:
             raise ValueError(
-                f"loss.memory_size={size} must be >= 1 to build a memory (0 turns XBM off)"
+                f"xbm.memory_size={size} must be >= 1 to build a memory (0 turns XBM off)"
             )
         if int(start) < 0:
             raise ValueError(
-                f"loss.memory_start={start} must be >= 0 (steps before the memory fills)"
+                f"xbm.memory_start={start} must be >= 0 (steps before the memory fills)"
             )
         self.size = int(size)
         self.start = int(start)
@@ -117,40 +115,8 @@ def sample_candidates(
     sample = getattr(sampler, "sample", None)
     if sample is None or "ref_labels" not in inspect.signature(sample).parameters:
         raise TypeError(
-            f"loss.memory_size>0 (XBM) needs a sampler whose `sample(distances, labels, dim, ref_labels)` "
+            f"xbm.memory_size>0 (XBM) needs a sampler whose `sample(distances, labels, dim, ref_labels)` "
             f"takes the memory's labels (dml's samplers do), not {type(sampler).__name__}; "
-            "or set loss.memory_size=0"
+            "or set xbm.memory_size=0"
         )
     return sample(distances, labels, dim, ref_labels=ref_labels)
-
-
-def memory_loss(
-    loss: Any, sampler: Any, embeddings: Tensor, labels: Tensor, memory: CrossBatchMemory
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """(loss, stats) of the batch's anchors against batch + memory candidates; float32.
-
-    `loss` is a dml TupleLoss (its `compute` takes the [B, N] matrix) or a
-    pytorch-metric-learning loss (called with `ref_emb`, `ref_labels`).
-    """
-    stored = memory.contents()
-    ref, ref_labels = embeddings, labels
-    if stored is not None:
-        ref = torch.cat([embeddings, stored[0].to(embeddings)])
-        ref_labels = torch.cat([labels, stored[1].to(labels)])
-    if isinstance(loss, TupleLoss):
-        distances = pairwise_distance(embeddings, ref)
-        tuples = sample_candidates(
-            sampler, distances.detach(), labels, ref_labels, embeddings.shape[1]
-        )
-        value, stats = loss.compute(distances, labels, tuples)
-        return value, {k: v.detach() for k, v in stats.items()}
-    with torch.no_grad():
-        tuples = sample_candidates(
-            sampler,
-            pairwise_distance(embeddings.detach(), ref.detach()),
-            labels,
-            ref_labels,
-            embeddings.shape[1],
-        )
-    # pytorch-metric-learning: anchors index `embeddings`, positives/negatives index `ref_emb`
-    return loss(embeddings, labels, tuple(tuples), ref, ref_labels), {}

@@ -28,6 +28,13 @@ class BaseSampler:
         self._last: tuple[Tensor, Tuples] | None = None
 
     @property
+    def strategies(self) -> dict[str, str]:
+        """The strategies this sampler picks positives and negatives with, by kind (for plots and
+        logs): {'positive': 'easy', 'negative': 'distance_weighted'}. Subclasses name theirs."""
+        name = type(self).__name__.removesuffix("Sampler").lower() or "sampler"
+        return {"positive": name, "negative": name}
+
+    @property
     def last_distances(self) -> dict[str, Tensor]:
         """Distances of the tuples picked in the last call: {"positive": d_ap, "negative": d_an}.
 

@@ -33,5 +33,9 @@ class MultiSimilaritySampler(BaseSampler):
         self._last = (distances, pairs)
         return pairs
 
+    @property
+    def strategies(self) -> dict[str, str]:
+        return {"positive": "multi_similarity", "negative": "multi_similarity"}
+
     def __repr__(self) -> str:
         return f"MultiSimilaritySampler(epsilon={self.epsilon})"

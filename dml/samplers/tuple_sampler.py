@@ -84,6 +84,10 @@ class TupleSampler(BaseSampler):
         self._last = (distances, tuples)
         return tuples
 
+    @property
+    def strategies(self) -> dict[str, str]:
+        return {"positive": self.positive, "negative": self.negative}
+
     def __repr__(self) -> str:
         rho = f", rho={self.rho}" if self.rho else ""
         return f"TupleSampler(positive={self.positive!r}, negative={self.negative!r}{rho})"

@@ -203,16 +203,6 @@ class EvalPlots(pl.Callback):
 
 
 # ---- training diagnostics ---------------------------------------------------------------------
-def _strategy_names(sampler: Any) -> dict[str, str]:
-    """{'positive': 'easy', 'negative': 'distance_weighted'} for a TupleSampler; the sampler's name otherwise."""
-    if sampler is None:
-        return {}
-    fallback = type(sampler).__name__.removesuffix("Sampler").lower() or "sampler"
-    if type(sampler).__name__ == "MultiSimilaritySampler":
-        fallback = "multi_similarity"
-    return {kind: str(getattr(sampler, kind, fallback)) for kind in ("positive", "negative")}
-
-
 class TrainingDiagnostics(pl.Callback):
     """What training does, step by step.
 
@@ -265,7 +255,7 @@ class TrainingDiagnostics(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.picked.reset()
         self.batch.reset()
-        self.strategies = _strategy_names(getattr(pl_module, "sampler", None))
+        self.strategies = pl_module.objective.strategies()
         self.dim = (
             getattr(pl_module.model, "embedding_dim", None) if hasattr(pl_module, "model") else None
         )
@@ -294,16 +284,15 @@ class TrainingDiagnostics(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        for kind, values in (
-            getattr(getattr(pl_module, "sampler", None), "last_distances", None) or {}
-        ).items():
-            if torch.is_tensor(values):
+        step = pl_module.objective.last_step
+        if step is not None:
+            for kind, values in step.picked().items():
                 counts = self.picked.add(kind, values)
                 if self._to_wandb:
                     self.window.add_counts(f"picked_{kind} ({self.strategies.get(kind, kind)})", counts)
-        last_batch = getattr(pl_module, "last_batch", None)
-        if last_batch is not None:
-            self._add_batch_pairs(*last_batch)
+            batch_pairs = step.batch_pairs()
+            if batch_pairs is not None:
+                self._add_batch_pairs(*batch_pairs)
         lrs = self._learning_rates(trainer)
         for name, lr in lrs.items():
             pl_module.log(f"train/{name}", lr, on_step=True, on_epoch=False)
@@ -336,9 +325,8 @@ class TrainingDiagnostics(pl.Callback):
         if torch.is_tensor(loss) and loss.numel() == 1:
             values["loss"] = float(loss.detach())
         values.update(lrs)
-        stats = getattr(getattr(pl_module, "loss", None), "log_stats", None)
-        if callable(stats):
-            values.update({k: float(v) for k, v in stats().items()})
+        if pl_module.objective.last_step is not None:
+            values.update({k: float(v) for k, v in pl_module.objective.last_step.stats.items()})
         for name, value in values.items():
             if np.isfinite(value):
                 self.history.setdefault(name, []).append((step, value))

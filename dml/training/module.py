@@ -1,8 +1,7 @@
-"""The LightningModule: embed a batch, sample tuples on one shared distance matrix, apply the loss."""
+"""The LightningModule: Lightning's hooks around a training objective and an evaluator."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,8 +9,6 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from dml.distances import pairwise_distance
-from dml.losses.memory import CrossBatchMemory, memory_loss
 from dml.training.checkpointing import restore_rng_states, training_state
 from dml.training.distributed import (
     all_gather_uneven,
@@ -22,31 +19,24 @@ from dml.training.distributed import (
 )
 from dml.training.evaluation import EvalRecord, Evaluator
 from dml.training.guards import NonFiniteGuard
-
-
-def _accepts(fn: Callable, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+from dml.training.objective import TrainingObjective, loss_parameters
 
 
 class DMLModule(pl.LightningModule):
-    """Trains `model` with `sampler` + `loss`; validation embeds the eval split(s) and logs metrics.
+    """Trains `model` with `objective` (sampler + loss, dml.training.objective); validation embeds
+    the eval split(s) and scores them with `evaluator` (dml.training.evaluation).
 
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) taking the parameter groups
     and the optimizer. The loss's own parameters (the margin loss's beta) get their own group with
     `loss_lr`; the backbone's learning rate is the optimizer's times `backbone_lr_mult`.
-    Under DDP the sampler and loss see the global batch (`gather_batch`). `memory_size` > 0 adds
-    a cross-batch memory (XBM) of past embeddings as extra candidates, started after
-    `memory_start` steps.
+    Under DDP the objective sees the global batch (`gather_batch`). The objective's loss and
+    cross-batch memory are submodules (`loss`, `memory`): trained, moved and saved with the model.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        sampler: Callable | None,
-        loss: nn.Module,
+        objective: TrainingObjective,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         loss_lr: float = 0.01,
@@ -55,13 +45,12 @@ class DMLModule(pl.LightningModule):
         config: Mapping[str, Any] | None = None,
         nonfinite: str = "skip",
         nonfinite_patience: int = 20,
-        memory_size: int = 0,
-        memory_start: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
-        self.sampler = sampler
-        self.loss = loss
+        self.objective = objective
+        self.loss = objective.loss
+        self.memory = objective.memory
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.loss_lr = float(loss_lr)
@@ -70,26 +59,26 @@ class DMLModule(pl.LightningModule):
         self.evaluator = evaluator if evaluator is not None else Evaluator()
         # the resolved run config travels in every checkpoint, so dml-eval can rebuild the run
         self.save_hyperparameters({"config": dict(config or {})})
-        self._loss_takes_distances = _accepts(loss.forward if isinstance(loss, nn.Module) else loss, "distances")
-        self._sampler_takes_distances = sampler is not None and _accepts(sampler, "distances")
         self._eval_outputs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         # the last evaluation (embeddings, metrics, the step whose weights they scored): what the run
         # reports and the eval plots draw
         self.last_eval: EvalRecord | None = None
-        # kept for the diagnostics callbacks (dml.training.diagnostics): the last training batch's
-        # (detached distances, labels)
-        self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         # a step with NaN/inf embeddings, loss or gradients is skipped and counted, or stops the run
         self.nonfinite = NonFiniteGuard(nonfinite, nonfinite_patience)
         self._rng_to_restore: dict[str, Any] | None = None
-        self.memory = CrossBatchMemory(memory_size, start=memory_start) if int(memory_size) > 0 else None
-        self._memory_stats: dict[str, torch.Tensor] = {}
+
+    @property
+    def sampler(self) -> Any:
+        """The objective's tuple sampler (None: the loss uses every valid tuple)."""
+        return self.objective.sampler
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     # ---- training -------------------------------------------------------------------------
-    def gather_batch(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gather_batch(
+        self, embeddings: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch the sampler sees: this process's, or under DDP every rank's in rank order, with
         gradients flowing back to their owners (see dml.training.distributed for the factor)."""
         return all_gather_with_grad(embeddings), all_gather_uneven(labels)
@@ -97,60 +86,42 @@ class DMLModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         share_sampler_seed(self.sampler)
 
-    def compute_loss(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One distance matrix, shared by sampler (detached) and loss (with gradients).
-
-        Runs in float32 with autocast off, so bf16/fp16 training keeps exact sampling and loss.
-        """
-        with torch.autocast(embeddings.device.type, enabled=False):
-            return self._compute_loss(embeddings.float(), labels)
-
-    def _compute_loss(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.memory is not None:
-            loss, self._memory_stats = memory_loss(self.loss, self.sampler, embeddings, labels, self.memory)
-            self.memory.enqueue(embeddings, labels)
-            return loss
-        distances = pairwise_distance(embeddings) if (self._loss_takes_distances or self._sampler_takes_distances) else None
-        self.last_batch = None if distances is None else (distances.detach(), labels.detach())
-        tuples = None
-        if self.sampler is not None:
-            if self._sampler_takes_distances:
-                tuples = self.sampler(embeddings.detach(), labels, distances=distances.detach())
-            else:
-                tuples = self.sampler(embeddings.detach(), labels)
-        if self._loss_takes_distances:
-            return self.loss(embeddings, labels, tuples, distances=distances)
-        # a foreign loss (e.g. pytorch-metric-learning) takes a plain tuple of index tensors
-        return self.loss(embeddings, labels, None if tuples is None else tuple(tuples))
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         embeddings, labels = self.gather_batch(self.model(x), y)
         if self._nonfinite("embeddings", batch_idx, embeddings):
             return self.nonfinite.zero_loss(self.parameters())
-        loss = self.compute_loss(embeddings, labels)
+        loss = self.objective(embeddings, labels)
         if self._nonfinite("loss", batch_idx, loss):
             return self.nonfinite.zero_loss(self.parameters())
         self.log("train/nonfinite_steps", float(self.nonfinite.skipped), batch_size=len(y))
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(y))
-        stats = (lambda: self._memory_stats) if self.memory is not None else getattr(self.loss, "log_stats", None)
-        if callable(stats):
-            for k, v in stats().items():
-                # detached tensors: no host sync per step on a GPU
-                self.log(f"train/{k}", v.float() if torch.is_tensor(v) else float(v), batch_size=len(y))
+        for k, v in self.objective.last_step.stats.items():
+            # detached tensors: no host sync per step on a GPU
+            self.log(f"train/{k}", v.float() if torch.is_tensor(v) else float(v), batch_size=len(y))
         return loss
 
     def _nonfinite(self, what: str, batch_idx: int, value: torch.Tensor) -> bool:
         """True when `value` holds NaN/inf on any rank (the step is then skipped); raises with nonfinite=stop."""
         where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
         strategy = self._trainer.strategy if self._trainer is not None else None
-        any_rank = (lambda bad: strategy.reduce_boolean_decision(bad, all=False)) if strategy is not None else None
+        any_rank = (
+            (lambda bad: strategy.reduce_boolean_decision(bad, all=False))
+            if strategy is not None
+            else None
+        )
         return self.nonfinite.check(what, where, value, any_rank=any_rank)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # a skipped step, or one whose gradients are NaN/inf, leaves every weight as it is; with a
         # fp16 GradScaler the scaler already skips inf gradients (and lowers its scale), so it decides
-        scaler = getattr(self._trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        scaler = (
+            getattr(self._trainer.precision_plugin, "scaler", None)
+            if self._trainer is not None
+            else None
+        )
         where = f"global step {self.global_step} (epoch {self.current_epoch})"
         self.nonfinite.before_optimizer_step(self.parameters(), where, check_grads=scaler is None)
 
@@ -161,7 +132,9 @@ class DMLModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("dml") or {}
-        if state.get("sampler") is not None and callable(getattr(self.sampler, "load_state_dict", None)):
+        if state.get("sampler") is not None and callable(
+            getattr(self.sampler, "load_state_dict", None)
+        ):
             self.sampler.load_state_dict(state["sampler"])
         self.nonfinite.skipped = int(state.get("nonfinite_steps", 0))
         self._rng_to_restore = state.get("rng")
@@ -180,7 +153,11 @@ class DMLModule(pl.LightningModule):
 
     # ---- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        lr = self.optimizer_factory.keywords.get("lr") if hasattr(self.optimizer_factory, "keywords") else None
+        lr = (
+            self.optimizer_factory.keywords.get("lr")
+            if hasattr(self.optimizer_factory, "keywords")
+            else None
+        )
         backbone = getattr(self.model, "backbone", None)
         backbone_ids = {id(p) for p in backbone.parameters()} if backbone is not None else set()
         groups: list[dict[str, Any]] = []
@@ -193,21 +170,30 @@ class DMLModule(pl.LightningModule):
             groups.append(group)
         if rest:
             groups.append({"params": rest, "name": "head"})
-        loss_params = [p for p in self.loss.parameters() if p.requires_grad] if isinstance(self.loss, nn.Module) else []
+        loss_params = loss_parameters(self.loss)
         if loss_params:
-            groups.append({"params": loss_params, "lr": self.loss_lr, "weight_decay": 0.0, "name": "loss"})
+            groups.append(
+                {"params": loss_params, "lr": self.loss_lr, "weight_decay": 0.0, "name": "loss"}
+            )
         optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
+        }
 
     # ---- evaluation -----------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._eval_outputs = {}
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def validation_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         x, y = batch
-        self._eval_outputs.setdefault(dataloader_idx, []).append((self.model(x).float().detach(), y.detach()))
+        self._eval_outputs.setdefault(dataloader_idx, []).append(
+            (self.model(x).float().detach(), y.detach())
+        )
 
     def eval_embeddings(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Embeddings and labels of each eval split collected this epoch, on CPU.
@@ -219,9 +205,14 @@ class DMLModule(pl.LightningModule):
         for idx, name in enumerate(self.evaluator.split_names):
             parts = self._eval_outputs.get(idx, [])
             if parts:
-                emb, labels = torch.cat([e for e, _ in parts]), torch.cat([y for _, y in parts]).to(self.device)
+                emb, labels = (
+                    torch.cat([e for e, _ in parts]),
+                    torch.cat([y for _, y in parts]).to(self.device),
+                )
             else:  # nothing embedded (a rank whose shard is empty)
-                emb = torch.empty(0, int(getattr(self.model, "embedding_dim", 0)), device=self.device)
+                emb = torch.empty(
+                    0, int(getattr(self.model, "embedding_dim", 0)), device=self.device
+                )
                 labels = torch.empty(0, dtype=torch.long, device=self.device)
             if world()[0] > 1:
                 emb, labels = all_gather_uneven(emb), all_gather_uneven(labels)

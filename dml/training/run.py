@@ -20,6 +20,7 @@ from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
 from dml.data.folds import fold_options
 from dml.io import atomic_write_json
+from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
 from dml.training.checkpointing import (
@@ -34,6 +35,7 @@ from dml.training.evaluation import Evaluator, format_table, lfw_verification
 from dml.training.guards import redact_secrets
 from dml.training.loggers import build_loggers
 from dml.training.module import DMLModule
+from dml.training.objective import TrainingObjective
 
 log = logging.getLogger("dml")
 # faiss announces at INFO which CPU build it loaded; Hydra logs INFO to the console
@@ -57,20 +59,14 @@ def build_datamodule(cfg: DictConfig) -> DMLDataModule:
     )
 
 
-def split_loss_config(node: DictConfig) -> tuple[DictConfig, dict[str, int]]:
-    """The loss node without the XBM options, and those options (`memory_size`, `memory_start`).
-
-    XBM wraps any loss in the training module, so its options sit in the loss node
-    (`loss.memory_size=4096`) but are not arguments of the loss class.
-    """
-    node = OmegaConf.to_container(node, resolve=True)
-    memory = {key: int(node.pop(key, 0) or 0) for key in ("memory_size", "memory_start")}
-    for key, value in memory.items():
-        if value < 0:
-            raise ConfigError(
-                f"loss.{key}={value} is not valid: expected a non-negative integer (0 turns XBM off)"
-            )
-    return OmegaConf.create(node), memory
+def build_objective(cfg: DictConfig) -> TrainingObjective:
+    """Loss, tuple sampler (`sampler`, optional) and cross-batch memory (`xbm.memory_size` > 0)."""
+    sampler = hydra.utils.instantiate(cfg.sampler) if cfg.get("sampler") else None
+    loss = hydra.utils.instantiate(cfg.loss)
+    xbm = cfg.get("xbm") or {}
+    size = int(xbm.get("memory_size") or 0)
+    memory = CrossBatchMemory(size, start=int(xbm.get("memory_start") or 0)) if size > 0 else None
+    return TrainingObjective(loss, sampler, memory)
 
 
 def _channels_last_input(module: torch.nn.Module, args: tuple) -> tuple:
@@ -82,15 +78,16 @@ def _channels_last_input(module: torch.nn.Module, args: tuple) -> tuple:
 
 
 def build_module(
-    cfg: DictConfig, model: EmbeddingModel | None = None, evaluator: Evaluator | None = None
+    cfg: DictConfig,
+    model: EmbeddingModel | None = None,
+    evaluator: Evaluator | None = None,
+    objective: TrainingObjective | None = None,
 ) -> DMLModule:
-    """The LightningModule with sampler, loss, optimizer and scheduler from the config.
+    """The LightningModule with objective (sampler, loss, XBM), optimizer and scheduler from the config.
 
-    evaluator: scores its evaluations (default: the config's `dataset.metrics` on split `test`).
+    evaluator: scores its evaluations (default: the config's `dataset.metrics` on split `test`);
+    objective: default `build_objective(cfg)`.
     """
-    sampler = hydra.utils.instantiate(cfg.sampler) if cfg.get("sampler") else None
-    loss_cfg, memory = split_loss_config(cfg.loss)
-    loss = hydra.utils.instantiate(loss_cfg)
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     if evaluator is None:
         evaluator = Evaluator(cfg.dataset.get("metrics"))
@@ -102,8 +99,7 @@ def build_module(
         model.compile()  # in place: parameter names and checkpoints stay those of the plain model
     return DMLModule(
         model=model,
-        sampler=sampler,
-        loss=loss,
+        objective=objective if objective is not None else build_objective(cfg),
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=scheduler,
         loss_lr=float(cfg.optim.loss_lr),
@@ -112,8 +108,6 @@ def build_module(
         config=redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
         nonfinite=str(cfg.get("nonfinite", "skip")),
         nonfinite_patience=int(cfg.get("nonfinite_patience", 20)),
-        memory_size=memory["memory_size"],
-        memory_start=memory["memory_start"],
     )
 
 

@@ -53,7 +53,7 @@ def test_two_process_cpu_ddp_run_logs_each_metric_once(tmp_path):
         "logger=csv",
         "loss=margin",
         "sampler=distance_weighted",
-        "loss.memory_size=256",
+        "xbm.memory_size=256",
         *ODD_EVAL_SET,
         *FAST,
     )

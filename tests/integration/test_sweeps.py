@@ -19,7 +19,6 @@ from hydra.utils import instantiate
 from dml.cli.report import main as report_main
 from dml.config import config_dir
 from dml.report import load_runs, summarize
-from dml.training.run import split_loss_config
 
 # no callbacks, a narrower small CNN, no k-means: the sweep machinery is under test
 SWEEP = ("callbacks=none", "backbone.net.width=8", "dataset.metrics.nmi=false")
@@ -116,7 +115,7 @@ def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
             GlobalHydra.instance().clear()
             assert cfg.dataset.name == "cub200" and cfg.backbone.net.name == "resnet50" and cfg.embedding_dim == 128
             tuples = instantiate(cfg.sampler)(embeddings.detach(), labels)
-            value = instantiate(split_loss_config(cfg.loss)[0])(embeddings, labels, tuples)
+            value = instantiate(cfg.loss)(embeddings, labels, tuples)
             assert torch.isfinite(value), (loss_name, sampler_name)
 
 

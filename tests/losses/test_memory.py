@@ -3,6 +3,7 @@ larger batch whose extra items are frozen, and the training module's use of it."
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import hydra
@@ -14,9 +15,10 @@ from omegaconf import OmegaConf
 from dml.config import config_dir
 from dml.distances import pairwise_distance
 from dml.losses import ContrastiveLoss, MarginLoss, MultiSimilarityLoss, TripletLoss
-from dml.losses.memory import CrossBatchMemory, memory_loss, sample_candidates
+from dml.losses.memory import CrossBatchMemory, sample_candidates
 from dml.samplers.tuples import Pairs, Triplets, to_pairs
 from dml.training.module import DMLModule
+from dml.training.objective import TrainingObjective
 
 SAMPLERS = sorted(p.stem for p in (config_dir() / "sampler").glob("*.yaml"))
 DETERMINISTIC = ["all", "semihard", "hard", "easy_positive", "multi_similarity"]
@@ -129,7 +131,7 @@ def test_memory_loss_equals_the_larger_batch_with_frozen_extra_items(name, loss_
     memory = CrossBatchMemory(32)
     memory.enqueue(y, y_labels)
     loss = LOSSES[loss_name]()
-    value, _ = memory_loss(loss, _sampler(name), x, labels, memory)
+    value = TrainingObjective(loss, _sampler(name), memory)(x, labels)
     value.backward()
 
     x_ref = x0.clone().requires_grad_(True)
@@ -147,33 +149,29 @@ def test_memory_loss_equals_the_larger_batch_with_frozen_extra_items(name, loss_
 
 def _module(name: str, loss, memory_size: int, seed: int = 0) -> DMLModule:
     model = torch.nn.Linear(6, 8)
-    return DMLModule(
-        model,
-        _sampler(name, seed),
-        loss,
-        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
-        memory_size=memory_size,
-    )
+    memory = CrossBatchMemory(memory_size) if memory_size else None
+    objective = TrainingObjective(loss, _sampler(name, seed), memory)
+    return DMLModule(model, objective, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_module_with_empty_memory_equals_plain_loss_then_enqueues_the_batch(name):
     emb, labels = _batch(16, 4)
-    plain = _module(name, TripletLoss(), 0).compute_loss(emb, labels)
+    plain = _module(name, TripletLoss(), 0).objective(emb, labels)
     module = _module(name, TripletLoss(), 64)
-    first = module.compute_loss(emb, labels)
+    first = module.objective(emb, labels)
     torch.testing.assert_close(first, plain, atol=1e-6, rtol=1e-5)
     stored, stored_labels = module.memory.contents()
     assert (
         torch.equal(stored, emb) and torch.equal(stored_labels, labels) and not stored.requires_grad
     )
-    second = module.compute_loss(*_batch(16, 4, seed=3))
+    second = module.objective(*_batch(16, 4, seed=3))
     assert torch.isfinite(second) and len(module.memory) == 32
 
 
 def test_module_memory_is_in_the_checkpoint_state_dict():
     module = _module("hard", MarginLoss(), 8)
-    module.compute_loss(*_batch(6, 2))
+    module.objective(*_batch(6, 2))
     fresh = _module("hard", MarginLoss(), 8)
     fresh.load_state_dict(module.state_dict())
     assert torch.equal(fresh.memory.contents()[1], module.memory.contents()[1])
@@ -185,8 +183,10 @@ def test_pytorch_metric_learning_loss_gets_the_memory_as_reference_set():
     x, labels = _batch(10, 3)
     memory = CrossBatchMemory(32)
     memory.enqueue(*_batch(14, 3, seed=1))
-    ours, _ = memory_loss(TripletLoss(margin=0.2), _sampler("hard"), x, labels, memory)
-    theirs, _ = memory_loss(TripletMarginLoss(margin=0.2), _sampler("hard"), x, labels, memory)
+    ours = TrainingObjective(TripletLoss(margin=0.2), _sampler("hard"), copy.deepcopy(memory))(
+        x, labels
+    )
+    theirs = TrainingObjective(TripletMarginLoss(margin=0.2), _sampler("hard"), memory)(x, labels)
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
 
 

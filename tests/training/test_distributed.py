@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dml.config import config_dir
+from dml.losses.memory import CrossBatchMemory
 from dml.training.distributed import (
     EvalShardSampler,
     all_gather_uneven,
@@ -25,6 +26,7 @@ from dml.training.distributed import (
     shard_bounds,
 )
 from dml.training.module import DMLModule
+from dml.training.objective import TrainingObjective
 
 WORLD = 2
 SIZES = (13, 11)  # uneven on purpose: ranks may hold different numbers of rows
@@ -73,13 +75,9 @@ def _module(sampler_name: str, loss_name: str, memory_size: int = 0) -> DMLModul
     torch.manual_seed(0)  # the same initial weights in every process
     sampler = hydra.utils.instantiate(_node("sampler", sampler_name))
     loss = hydra.utils.instantiate(_node("loss", loss_name))
-    return DMLModule(
-        TinyNet(),
-        sampler,
-        loss,
-        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
-        memory_size=memory_size,
-    )
+    memory = CrossBatchMemory(memory_size) if memory_size else None
+    objective = TrainingObjective(loss, sampler, memory)
+    return DMLModule(TinyNet(), objective, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
 
 
 def _data(step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,7 +166,7 @@ def _reference(module: DMLModule, steps: int = 1) -> tuple[torch.Tensor, dict[st
     for step in range(steps):
         module.zero_grad()
         x, y = _data(step)
-        loss = module.compute_loss(module.model(x), y)
+        loss = module.objective(module.model(x), y)
         loss.backward()
     return loss.detach(), _grads(module)
 

@@ -11,6 +11,7 @@ import torch
 from dml.training.checkpointing import read_checkpoint
 from dml.training.guards import NonFiniteError, NonFiniteGuard, redact_secrets
 from dml.training.module import DMLModule
+from dml.training.objective import TrainingObjective
 from dml.training.run import train
 
 # tiny_run (tests/conftest.py) of 3 steps without callbacks
@@ -93,17 +94,19 @@ def test_redact_secrets_masks_secret_keys_only():
 # ---- a real run with NaN injected --------------------------------------------------------------
 def _inject(monkeypatch, faults: dict[int, str]) -> None:
     """At global step k make faults[k] non-finite: the loss, the embeddings, or only the gradients."""
-    gather, compute = DMLModule.gather_batch, DMLModule.compute_loss
+    gather, objective = DMLModule.gather_batch, TrainingObjective.__call__
+    step = [0]  # the global step of the batch being trained on
 
     def gather_batch(self, embeddings, labels):
+        step[0] = self.global_step
         embeddings, labels = gather(self, embeddings, labels)
         if faults.get(self.global_step, faults.get(-1)) == "embeddings":
             embeddings = embeddings * float("nan")
         return embeddings, labels
 
     def compute_loss(self, embeddings, labels):
-        loss = compute(self, embeddings, labels)
-        fault = faults.get(self.global_step, faults.get(-1))
+        loss = objective(self, embeddings, labels)
+        fault = faults.get(step[0], faults.get(-1))
         if fault == "loss":
             return loss * float("nan")
         if fault == "gradient":  # finite forward, NaN gradient: d/dx sqrt(x) at 0 is inf, times 0
@@ -111,7 +114,7 @@ def _inject(monkeypatch, faults: dict[int, str]) -> None:
         return loss
 
     monkeypatch.setattr(DMLModule, "gather_batch", gather_batch)
-    monkeypatch.setattr(DMLModule, "compute_loss", compute_loss)
+    monkeypatch.setattr(TrainingObjective, "__call__", compute_loss)
 
 
 def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(compose_cfg, tiny_run, monkeypatch, caplog):

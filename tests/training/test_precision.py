@@ -13,8 +13,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dml.config import config_dir
+from dml.losses.memory import CrossBatchMemory
 from dml.training.module import DMLModule
-from dml.training.run import build_module, split_loss_config
+from dml.training.objective import TrainingObjective
+from dml.training.run import build_module
 
 SAMPLERS = sorted(p.stem for p in (config_dir() / "sampler").glob("*.yaml"))
 
@@ -34,13 +36,12 @@ def _module(sampler: str, loss: str, memory_size: int = 0) -> DMLModule:
     torch.manual_seed(0)
     s = OmegaConf.load(config_dir() / "sampler" / f"{sampler}.yaml")
     s.seed = 0
-    return DMLModule(
-        Head(),
-        hydra.utils.instantiate(s),
-        hydra.utils.instantiate(OmegaConf.load(config_dir() / "loss" / f"{loss}.yaml")),
-        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
-        memory_size=memory_size,
+    loss_node = OmegaConf.load(config_dir() / "loss" / f"{loss}.yaml")
+    memory = CrossBatchMemory(memory_size) if memory_size else None
+    objective = TrainingObjective(
+        hydra.utils.instantiate(loss_node), hydra.utils.instantiate(s), memory
     )
+    return DMLModule(Head(), objective, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
 
 
 @pytest.mark.parametrize(("loss", "memory_size"), [("margin", 0), ("multi_similarity", 48)])
@@ -53,7 +54,7 @@ def test_bf16_autocast_loss_equals_float32_on_the_same_embeddings(sampler, loss,
         emb = module.model(x)
         assert emb.dtype == torch.bfloat16
         for _ in range(2):  # the second call also uses the memory
-            value = module.compute_loss(emb, labels)
+            value = module.objective(emb, labels)
     value.backward()
     grad = module.model.fc.weight.grad
     assert torch.isfinite(value) and torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -61,7 +62,7 @@ def test_bf16_autocast_loss_equals_float32_on_the_same_embeddings(sampler, loss,
     # the same bf16 embeddings, upcast, outside autocast: the same tuples and the same loss
     reference = _module(sampler, loss, memory_size)
     for _ in range(2):
-        expected = reference.compute_loss(emb.detach().float(), labels)
+        expected = reference.objective(emb.detach().float(), labels)
     torch.testing.assert_close(value.detach(), expected, atol=1e-6, rtol=1e-6)
 
 
@@ -95,9 +96,8 @@ def test_compile_keeps_parameter_names(compose_cfg):
 
 
 def test_memory_options_are_taken_out_of_the_loss_node(compose_cfg):
-    cfg = _compose(compose_cfg, "loss=margin", "loss.memory_size=64", "loss.memory_start=3")
-    node, memory = split_loss_config(cfg.loss)
-    assert memory == {"memory_size": 64, "memory_start": 3} and "memory_size" not in node
+    cfg = _compose(compose_cfg, "loss=margin", "xbm.memory_size=64", "xbm.memory_start=3")
+    assert "memory_size" not in cfg.loss
     module = build_module(cfg)
     assert (
         module.memory.size == 64
@@ -112,6 +112,6 @@ def test_compiled_bf16_step_runs(compose_cfg):
     module = build_module(_compose(compose_cfg, "compile=true", "channels_last=true"))
     x, y = torch.randn(20, 3, 16, 16), torch.arange(20) % 5
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = module.compute_loss(module.model(x), y)
+        loss = module.objective(module.model(x), y)
     loss.backward()
     assert torch.isfinite(loss)
