@@ -57,6 +57,10 @@ class TupleLoss(nn.Module):
         """(scalar loss, stats) from distances [B, B] in float32 or float64."""
         raise NotImplementedError
 
+    def log_histograms(self) -> dict[str, Tensor]:
+        """Detached vectors worth a histogram (the margin loss's per-class beta); none by default."""
+        return {}
+
     def log_stats(self) -> dict[str, Tensor]:
         """Detached numbers of the last forward (always 'active_fraction': share of non-zero terms)."""
         return dict(self._stats)

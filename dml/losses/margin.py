@@ -47,6 +47,10 @@ class MarginLoss(TupleLoss):
             self.register_buffer("beta", beta0)
             self.register_buffer("beta_class", beta_class)
 
+    def log_histograms(self) -> dict[str, Tensor]:
+        """The per-class beta offsets (detached) when the loss has them."""
+        return {} if self.beta_class is None else {"beta_class": self.beta_class.detach()}
+
     def anchor_beta(self, labels: Tensor, anchors: Tensor | slice) -> Tensor:
         """beta of each anchor: beta_0 (+ beta_class[label]); a 0-d tensor for a global beta."""
         if self.beta_class is None:

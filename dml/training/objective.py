@@ -30,15 +30,17 @@ class StepRecord:
 
     distances: [B, N] anchors (the batch) to references (the batch first, then the memory), or
     None when neither sampler nor loss needed them; ref_labels [N]; tuples: what the sampler
-    picked (None: the loss used every valid tuple); stats: the loss's numbers (beta,
-    active share) and `memory_size` with XBM.
+    picked (None: the loss used every valid tuple); dim: the embedding size; stats: the loss's
+    numbers (beta, active share); histograms: the loss's vectors (the margin loss's per-class beta).
     """
 
     labels: Tensor
     ref_labels: Tensor
+    dim: int
     distances: Tensor | None = None
     tuples: Tuples | None = None
     stats: dict[str, Tensor] = field(default_factory=dict)
+    histograms: dict[str, Tensor] = field(default_factory=dict)
 
     def batch_pairs(self) -> tuple[Tensor, Tensor] | None:
         """(distances [B, B] among the batch's items, labels [B]), or None without distances."""
@@ -141,16 +143,19 @@ class TrainingObjective:
         tuples = self._sample(embeddings, labels, distances, ref_labels)
         if isinstance(self.loss, TupleLoss):
             value = self.loss.from_distances(distances, labels, tuples)
-            stats = self.loss.log_stats()
+            stats, histograms = self.loss.log_stats(), self.loss.log_histograms()
         else:
             references = (ref, ref_labels) if self.memory is not None else None
-            value, stats = self._foreign(embeddings, labels, tuples, references), {}
+            value = self._foreign(embeddings, labels, tuples, references)
+            stats, histograms = {}, {}
         self.last_step = StepRecord(
             labels=labels.detach(),
             ref_labels=ref_labels.detach(),
+            dim=int(embeddings.shape[1]),
             distances=None if distances is None else distances.detach(),
             tuples=tuples,
             stats=stats,
+            histograms=histograms,
         )
         if self.memory is not None:
             self.memory.enqueue(embeddings, labels)

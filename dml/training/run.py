@@ -23,9 +23,9 @@ from dml.io import atomic_write_json
 from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
+from dml.training.callbacks import LastCheckpoint
 from dml.training.checkpointing import (
     AtomicCheckpointIO,
-    LastCheckpoint,
     check_compatible,
     read_checkpoint,
     remove_stale_temp_files,

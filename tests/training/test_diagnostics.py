@@ -13,8 +13,13 @@ from PIL import Image
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import WandbLogger
 
-from dml.training import diagnostics
-from dml.training.diagnostics import EvalPlots, ImageRate, ImagesPerSecondTQDM, TrainingDiagnostics
+from dml.training.callbacks import (
+    EvalPlots,
+    ImageRate,
+    ImagesPerSecondTQDM,
+    TrainingDiagnostics,
+    progress,
+)
 from dml.training.evaluation import Evaluator
 from dml.training.run import build_callbacks, build_datamodule, build_module, train
 from dml.viz.retrieval_grid import grid_pixels
@@ -110,7 +115,7 @@ def test_progress_bar_dropped_when_the_trainer_has_none(compose_cfg):
 
 def test_image_rate_over_a_window(monkeypatch):
     clock = iter([0.0, 1.0, 2.0, 3.0, 4.0])
-    monkeypatch.setattr(diagnostics.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
     rate = ImageRate(window=2)
     rate.start()  # t=0
     assert rate.rate() is None
