@@ -54,16 +54,6 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "callbacks.last_checkpoint.every_n_train_steps": (
         (int,), lambda v: v >= 1, "a positive integer (null: last.ckpt after evaluations and at the end only)"
     ),
-    # loss and sampler values by config path: the classes check them too, but only once the data has loaded
-    "loss.margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
-    "loss.nu": ((int, float), lambda v: v >= 0, "a non-negative number"),
-    "loss.pos_margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
-    "loss.neg_margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
-    "loss.alpha": ((int, float), lambda v: v > 0, "a positive number"),
-    "loss.beta": ((int, float), lambda v: v > 0, "a positive number"),
-    "sampler.margin": ((int, float), lambda v: v >= 0, "a non-negative number"),
-    "sampler.epsilon": ((int, float), lambda v: v >= 0, "a non-negative number"),
-    "sampler.cutoff": ((int, float), lambda v: v >= 0, "a non-negative number"),
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dml.config import ConfigError, validate, validate_class_sizes
+from dml.training.run import build_objective
 
 
 @pytest.mark.parametrize(
@@ -24,14 +25,6 @@ from dml.config import ConfigError, validate, validate_class_sizes
         (["dataset.m_per_class=1"], "dataset.m_per_class=1 is not valid: expected an integer >= 2"),
         (["dataset.classes_per_batch=1"], "dataset.classes_per_batch=1 is not valid"),
         (["eval.batch_size=0"], "eval.batch_size=0 is not valid"),
-        (["loss=triplet", "loss.margin=-0.1"], "loss.margin=-0.1 is not valid: expected a non-negative number"),
-        (["loss=margin", "loss.nu=-1"], "loss.nu=-1 is not valid"),
-        (["loss=margin", "loss.beta=0"], "loss.beta=0 is not valid: expected a positive number"),
-        (["loss=contrastive", "loss.neg_margin=-1"], "loss.neg_margin=-1 is not valid"),
-        (["loss=multi_similarity", "loss.alpha=0"], "loss.alpha=0 is not valid"),
-        (["sampler=semihard", "sampler.margin=-0.2"], "sampler.margin=-0.2 is not valid"),
-        (["sampler=multi_similarity", "sampler.epsilon=-0.1"], "sampler.epsilon=-0.1 is not valid"),
-        (["sampler=distance_weighted", "sampler.cutoff=-0.5"], "sampler.cutoff=-0.5 is not valid"),
         (["nonfinite=maybe"], "nonfinite='maybe' is not valid: expected skip or stop"),
         (["nonfinite_patience=-1"], "nonfinite_patience=-1 is not valid"),
         (["resume=maybe"], "resume='maybe' is not valid: expected true or false"),
@@ -43,6 +36,27 @@ def test_bad_values_name_the_option_the_value_and_what_is_expected(compose_cfg, 
     cfg = compose_cfg(*overrides)
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["loss=triplet", "loss.margin=-0.1"], "loss.margin=-0.1 is not valid: expected a non-negative number"),
+        (["loss=margin", "loss.nu=-1"], "loss.nu=-1 is not valid"),
+        (["loss=margin", "loss.beta=0"], "loss.beta=0 is not valid: expected a positive number"),
+        (["loss=contrastive", "loss.neg_margin=-1"], "loss.neg_margin=-1 is not valid"),
+        (["loss=multi_similarity", "loss.alpha=0"], "loss.alpha=0 is not valid"),
+        (["sampler=semihard", "sampler.margin=-0.2"], "sampler.margin=-0.2 is not valid"),
+        (["sampler=multi_similarity", "sampler.epsilon=-0.1"], "sampler.epsilon=-0.1 is not valid"),
+        (["sampler=distance_weighted", "sampler.cutoff=-0.5"], "sampler.cutoff=-0.5 is not valid"),
+    ],
+)
+def test_bad_loss_and_sampler_values_name_the_option_before_the_data_loads(compose_cfg, overrides, message):
+    # the classes check their own arguments; build_objective runs before the datamodule is built
+    cfg = compose_cfg(*overrides)
+    validate(cfg)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_objective(cfg)
 
 
 @pytest.mark.parametrize(

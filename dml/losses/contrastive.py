@@ -14,6 +14,11 @@ class ContrastiveLoss(TupleLoss):
 
     def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
         super().__init__()
+        for name, value in (("pos_margin", pos_margin), ("neg_margin", neg_margin)):
+            if value < 0:
+                raise ValueError(
+                    f"loss.{name}={value} is not valid: expected a non-negative number"
+                )
         if not 0 <= pos_margin < neg_margin:
             raise ValueError(
                 f"need 0 <= loss.pos_margin < loss.neg_margin, got {pos_margin} and {neg_margin}"

@@ -29,9 +29,11 @@ class MarginLoss(TupleLoss):
     ) -> None:
         super().__init__()
         if margin < 0:
-            raise ValueError(f"loss.margin={margin} must be >= 0")
+            raise ValueError(f"loss.margin={margin} is not valid: expected a non-negative number")
+        if beta <= 0:
+            raise ValueError(f"loss.beta={beta} is not valid: expected a positive number")
         if nu < 0:
-            raise ValueError(f"loss.nu={nu} must be >= 0")
+            raise ValueError(f"loss.nu={nu} is not valid: expected a non-negative number")
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"loss.num_classes={num_classes} must be a positive int or null")
         self.margin = float(margin)

@@ -34,8 +34,11 @@ class MultiSimilarityLoss(TupleLoss):
 
     def __init__(self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5) -> None:
         super().__init__()
-        if alpha <= 0 or beta <= 0:
-            raise ValueError(f"loss.alpha and loss.beta must be > 0, got {alpha} and {beta}")
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if value <= 0:
+                raise ValueError(
+                    f"loss.{name}={value} is not valid: expected a positive number (loss.alpha and loss.beta must be > 0)"
+                )
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.base = float(base)

@@ -15,7 +15,7 @@ class TripletLoss(TupleLoss):
     def __init__(self, margin: float = 0.2) -> None:
         super().__init__()
         if margin < 0:
-            raise ValueError(f"loss.margin={margin} must be >= 0")
+            raise ValueError(f"loss.margin={margin} is not valid: expected a non-negative number")
         self.margin = float(margin)
 
     def compute(

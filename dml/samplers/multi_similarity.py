@@ -15,7 +15,9 @@ class MultiSimilaritySampler(BaseSampler):
     def __init__(self, epsilon: float = 0.1, seed: int | None = None) -> None:
         super().__init__(seed)
         if epsilon < 0:
-            raise ValueError(f"sampler.epsilon={epsilon} must be >= 0")
+            raise ValueError(
+                f"sampler.epsilon={epsilon} is not valid: expected a non-negative number"
+            )
         self.epsilon = epsilon
 
     def sample(

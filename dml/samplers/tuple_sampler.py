@@ -48,7 +48,13 @@ class TupleSampler(BaseSampler):
                 f"sampler.negative={negative!r} is not a negative strategy; choose one of {NEGATIVE_STRATEGIES}"
             )
         if margin < 0:
-            raise ValueError(f"sampler.margin={margin} must be >= 0")
+            raise ValueError(
+                f"sampler.margin={margin} is not valid: expected a non-negative number"
+            )
+        if cutoff < 0:
+            raise ValueError(
+                f"sampler.cutoff={cutoff} is not valid: expected a non-negative number"
+            )
         if not 0 <= cutoff < nonzero_loss_cutoff:
             raise ValueError(
                 f"need 0 <= sampler.cutoff < sampler.nonzero_loss_cutoff, got {cutoff} and {nonzero_loss_cutoff}"

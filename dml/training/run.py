@@ -6,6 +6,9 @@ import logging
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +62,23 @@ def build_datamodule(cfg: DictConfig) -> DMLDataModule:
     )
 
 
+def _instantiate(node: DictConfig) -> Any:
+    """hydra.utils.instantiate, with what the class raised about its arguments as a ConfigError."""
+    try:
+        return hydra.utils.instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (ValueError, TypeError)):
+            raise ConfigError(str(err.__cause__)) from err
+        raise
+
+
 def build_objective(cfg: DictConfig) -> TrainingObjective:
-    """Loss, tuple sampler (`sampler`, optional) and cross-batch memory (`xbm.memory_size` > 0)."""
-    sampler = hydra.utils.instantiate(cfg.sampler) if cfg.get("sampler") else None
-    loss = hydra.utils.instantiate(cfg.loss)
+    """Loss, tuple sampler (`sampler`, optional) and cross-batch memory (`xbm.memory_size` > 0).
+
+    The classes check their own arguments; a bad value is a ConfigError naming the key.
+    """
+    sampler = _instantiate(cfg.sampler) if cfg.get("sampler") else None
+    loss = _instantiate(cfg.loss)
     xbm = cfg.get("xbm") or {}
     size = int(xbm.get("memory_size") or 0)
     memory = CrossBatchMemory(size, start=int(xbm.get("memory_start") or 0)) if size > 0 else None
@@ -122,80 +138,13 @@ def build_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[p
     return [c for c in callbacks if progress_bar or not isinstance(c, ProgressBar)]
 
 
-def _output_dir(cfg: DictConfig) -> Path:
-    return Path(str(cfg.paths.output_dir))
-
-
-def _clean_failed_run_dir(out: Path) -> None:
-    """Remove a run folder that holds nothing but Hydra's own files (the run never started)."""
-    if not out.is_dir():
-        return
-    leftovers = [p for p in out.iterdir() if p.name != ".hydra" and not p.name.endswith(".log")]
-    if not leftovers:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def _selected_on_validation(cfg: DictConfig, checkpoint: Any) -> str | None:
-    """The best checkpoint when it was picked on a validation fold's metric (monitor=val/...), else None.
-
-    Only a held-out training fold may select the model whose test metrics are reported; a run
-    that monitors a test metric reports its last epoch.
-    """
-    if not str(cfg.monitor).startswith("val/") or not isinstance(checkpoint, ModelCheckpoint):
-        return None
-    if checkpoint.monitor != f"eval/{cfg.monitor}" or not checkpoint.best_model_path:
-        return None
-    return str(checkpoint.best_model_path)
-
-
-def _final_checkpoint(trainer: pl.Trainer, resumed_from: str | None, resumed_step: int | None) -> str | None:
-    """The checkpoint that holds the weights training ended with, or None when none was saved.
-
-    LastCheckpoint writes last.ckpt at the end of training; a finished run that was resumed (or
-    a new run started from a finished run's checkpoint) trains no step, so its final weights are
-    those of the checkpoint it started from.
-    """
-    step = int(trainer.global_step)
-    for callback in trainer.checkpoint_callbacks:
-        if isinstance(callback, LastCheckpoint) and callback.saved_step == step:
-            return str(callback.last_model_path)
-    if resumed_from is not None and resumed_step == step:
-        return resumed_from
-    return None
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and evaluate one run; returns the dict also written to `<run>/results.json`."""
-    out = _output_dir(cfg)
+@contextmanager
+def user_errors(out: Path) -> Iterator[None]:
+    """Errors a user causes by config or data, while a run is built, become one ConfigError line
+    (dml-train exits 2); whatever fails, a run folder holding nothing but Hydra's own files (the
+    run never started) is removed."""
     try:
-        validate(cfg)
-        if str(cfg.monitor).startswith("val/") and fold_options(cfg.dataset) is None:
-            raise ConfigError(
-                f"monitor={cfg.monitor} needs a validation fold, but dataset.folds is null; set dataset.folds=4 "
-                "dataset.fold=0 (class-disjoint folds of the train split) or monitor a test metric"
-            )
-        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-        datamodule = build_datamodule(cfg)
-        datamodule.setup("fit")
-        validate_class_sizes(cfg, datamodule.train_set.labels)
-        evaluator = Evaluator.from_config(cfg, datamodule)
-        module = build_module(cfg, evaluator=evaluator)
-        ckpt_dir = out / "checkpoints"
-        ckpt_path = resume_checkpoint(cfg, ckpt_dir)
-        resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
-        if resumed is not None:  # fail now, with both sides named, rather than inside Lightning
-            check_compatible(resumed, ckpt_path, module.state_dict(), cfg)
-        # resume=true continues this run folder's logs; ckpt_path= starts a new run from those weights
-        same_run = resumed is not None and bool(cfg.get("resume")) and not cfg.get("ckpt_path")
-        loggers = build_loggers(cfg.get("logger"), resume_step=int(resumed.get("global_step", 0)) if same_run else None)
-        callbacks = build_callbacks(
-            cfg.get("callbacks"), progress_bar=bool(cfg.trainer.get("enable_progress_bar", True))
-        )
-        # checkpoints are written atomically and loaded with weights_only=True (dml.training.checkpointing)
-        plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
-        trainer: pl.Trainer = hydra.utils.instantiate(
-            cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins
-        )
+        yield
     except ConfigError:
         _clean_failed_run_dir(out)
         raise
@@ -213,41 +162,157 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _clean_failed_run_dir(out)
         raise
 
-    columns: dict[str, dict[str, float]] = {}
-    if trainer.is_global_zero and (cfg.eval.get("raw_baseline") or cfg.eval.get("before_training")):
-        loaders = datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
-        if cfg.eval.get("raw_baseline"):
-            columns["raw pixels"] = evaluator.score_raw_pixels(loaders)
-        if cfg.eval.get("before_training"):
-            columns["untrained"] = evaluator.score_model(module.model, loaders)
 
-    checkpoint = trainer.checkpoint_callback
-    remove_stale_temp_files(ckpt_dir)  # a save that was killed leaves its temporary file
-    start = time.time()
+def _clean_failed_run_dir(out: Path) -> None:
+    """Remove a run folder that holds nothing but Hydra's own files (the run never started)."""
+    if not out.is_dir():
+        return
+    leftovers = [p for p in out.iterdir() if p.name != ".hydra" and not p.name.endswith(".log")]
+    if not leftovers:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+@dataclass
+class Run:
+    """What `train` builds before fitting."""
+
+    cfg: DictConfig
+    out: Path
+    datamodule: DMLDataModule
+    evaluator: Evaluator
+    module: DMLModule
+    trainer: pl.Trainer
+    ckpt_path: str | None  # the checkpoint training continues from
+    resumed_step: int | None  # its global step
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """Check the config, then build objective, data, evaluator, module, loggers and trainer.
+
+    The objective (loss, sampler, XBM) is built before the data, so the classes' own checks of
+    their arguments fire before anything loads.
+    """
+    out = Path(str(cfg.paths.output_dir))
+    validate(cfg)
+    if str(cfg.monitor).startswith("val/") and fold_options(cfg.dataset) is None:
+        raise ConfigError(
+            f"monitor={cfg.monitor} needs a validation fold, but dataset.folds is null; set dataset.folds=4 "
+            "dataset.fold=0 (class-disjoint folds of the train split) or monitor a test metric"
+        )
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    objective = build_objective(cfg)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    validate_class_sizes(cfg, datamodule.train_set.labels)
+    evaluator = Evaluator.from_config(cfg, datamodule)
+    module = build_module(cfg, evaluator=evaluator, objective=objective)
+    ckpt_path = resume_checkpoint(cfg, out / "checkpoints")
+    resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
+    if resumed is not None:  # fail now, with both sides named, rather than inside Lightning
+        check_compatible(resumed, ckpt_path, module.state_dict(), cfg)
+    resumed_step = int(resumed.get("global_step", 0)) if resumed is not None else None
+    # resume=true continues this run folder's logs; ckpt_path= starts a new run from those weights
+    same_run = resumed is not None and bool(cfg.get("resume")) and not cfg.get("ckpt_path")
+    loggers = build_loggers(cfg.get("logger"), resume_step=resumed_step if same_run else None)
+    callbacks = build_callbacks(
+        cfg.get("callbacks"), progress_bar=bool(cfg.trainer.get("enable_progress_bar", True))
+    )
+    # checkpoints are written atomically and loaded with weights_only=True (dml.training.checkpointing)
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins
+    )
+    return Run(cfg, out, datamodule, evaluator, module, trainer, ckpt_path, resumed_step)
+
+
+def baseline_columns(run: Run) -> dict[str, dict[str, float]]:
+    """The columns beside the trained model's: raw pixels and the untrained network (rank 0)."""
+    cfg, columns = run.cfg, {}
+    if run.trainer.is_global_zero and (
+        cfg.eval.get("raw_baseline") or cfg.eval.get("before_training")
+    ):
+        loaders = run.datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
+        if cfg.eval.get("raw_baseline"):
+            columns["raw pixels"] = run.evaluator.score_raw_pixels(loaders)
+        if cfg.eval.get("before_training"):
+            columns["untrained"] = run.evaluator.score_model(run.module.model, loaders)
+    return columns
+
+
+def fit(run: Run) -> None:
+    """Train (or continue from the checkpoint), then make sure the final weights were evaluated."""
+    trainer, module = run.trainer, run.module
+    remove_stale_temp_files(
+        run.out / "checkpoints"
+    )  # a save that was killed leaves its temporary file
     with warnings.catch_warnings():
         # DMLDataModule resumes its batch sampler mid-epoch itself, which Lightning cannot see
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     if module.last_eval is None or module.last_eval.step != trainer.global_step:
         # the final weights were not evaluated yet (a finished run resumed, training stopped by
         # max_steps mid-epoch, check_val_every_n_epoch > 1): score them, they are what last.ckpt holds
-        trainer.validate(module, datamodule=datamodule, verbose=False)
-    seconds = time.time() - start
-    final = _final_checkpoint(trainer, ckpt_path, int(resumed["global_step"]) if resumed is not None else None)
-    selected = _selected_on_validation(cfg, checkpoint)
-    if selected is not None:
-        # class-disjoint folds: the reported metrics are those of the checkpoint the val fold picked
-        trainer.validate(module, datamodule=datamodule, ckpt_path=selected, verbose=False, weights_only=True)
+        trainer.validate(module, datamodule=run.datamodule, verbose=False)
+
+
+def select(run: Run) -> str | None:
+    """With class-disjoint folds (monitor=val/...), evaluate the checkpoint the val fold picked and
+    return its path; None when the run reports its final weights.
+
+    Only a held-out training fold may select the model whose test metrics are reported; a run
+    that monitors a test metric reports its last epoch.
+    """
+    cfg, checkpoint = run.cfg, run.trainer.checkpoint_callback
+    if not str(cfg.monitor).startswith("val/") or not isinstance(checkpoint, ModelCheckpoint):
+        return None
+    if checkpoint.monitor != f"eval/{cfg.monitor}" or not checkpoint.best_model_path:
+        return None
+    selected = str(checkpoint.best_model_path)
+    run.trainer.validate(
+        run.module, datamodule=run.datamodule, ckpt_path=selected, verbose=False, weights_only=True
+    )
+    return selected
+
+
+def final_checkpoint(run: Run) -> str | None:
+    """The checkpoint that holds the weights training ended with, or None when none was saved.
+
+    LastCheckpoint writes last.ckpt at the end of training; a finished run that was resumed (or
+    a new run started from a finished run's checkpoint) trains no step, so its final weights are
+    those of the checkpoint it started from.
+    """
+    step = int(run.trainer.global_step)
+    for callback in run.trainer.checkpoint_callbacks:
+        if isinstance(callback, LastCheckpoint) and callback.saved_step == step:
+            return str(callback.last_model_path)
+    if run.ckpt_path is not None and run.resumed_step == step:
+        return run.ckpt_path
+    return None
+
+
+def report(
+    run: Run,
+    columns: dict[str, dict[str, float]],
+    seconds: float,
+    final: str | None,
+    selected: str | None,
+) -> dict[str, Any]:
+    """results.json (written on rank 0) and the final table; returns the results dict."""
+    cfg, trainer, module = run.cfg, run.trainer, run.module
     if module.last_eval is not None and module.last_eval.metrics:
         columns["trained"] = dict(module.last_eval.metrics)
     if cfg.eval.get("lfw_root") and trainer.is_global_zero and "trained" in columns:
         # a face model trained on one set, verified on LFW's pairs (DESIGN 6)
         columns["trained"].update(
             lfw_verification(
-                module.model, str(cfg.eval.lfw_root), datamodule.transform(train=False), int(cfg.eval.batch_size), module.device
+                module.model,
+                str(cfg.eval.lfw_root),
+                run.datamodule.transform(train=False),
+                int(cfg.eval.batch_size),
+                module.device,
             )
         )
-
+    checkpoint = trainer.checkpoint_callback
     result = {
         "dataset": str(cfg.dataset.name),
         "metrics": columns.get("trained", {}),
@@ -256,9 +321,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "global_step": trainer.global_step,
         "train_seconds": round(seconds, 2),
         "nonfinite_steps": module.nonfinite.skipped,
-        "resumed_from": ckpt_path,
+        "resumed_from": run.ckpt_path,
         # the checkpoint whose weights gave `metrics` (dml-eval ckpt=<it> reproduces them)
-        "metrics_from": selected or final or "final weights (not saved: callbacks.last_checkpoint is off)",
+        "metrics_from": selected
+        or final
+        or "final weights (not saved: callbacks.last_checkpoint is off)",
         "best_checkpoint": (checkpoint.best_model_path or None)
         if isinstance(checkpoint, ModelCheckpoint)
         else None,
@@ -266,9 +333,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "config": redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
     }
     if trainer.is_global_zero:
-        atomic_write_json(out / "results.json", result)
+        atomic_write_json(run.out / "results.json", result)
         if columns:
-            print(f"\nFinal metrics on {cfg.dataset.name} ({', '.join(datamodule.eval_sets)}):")
+            print(f"\nFinal metrics on {cfg.dataset.name} ({', '.join(run.datamodule.eval_sets)}):")
             print(format_table(columns, first=str(cfg.monitor)))
-        print(f"\nrun folder: {out}")
+        print(f"\nrun folder: {run.out}")
     return result
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and evaluate one run: build, check resume, fit, select, report. Returns the dict also
+    written to `<run>/results.json`."""
+    out = Path(str(cfg.paths.output_dir))
+    with user_errors(out):
+        run = build_run(cfg)
+    columns = baseline_columns(run)
+    start = time.time()
+    fit(run)
+    seconds = time.time() - start
+    final = final_checkpoint(run)
+    selected = select(run)
+    return report(run, columns, seconds, final, selected)

@@ -77,3 +77,16 @@ def test_xbm_has_a_config_node_of_its_own(compose_cfg):
         ConfigError, match=r"xbm.memory_size=-1 is not valid: expected a non-negative"
     ):
         validate(compose_cfg("xbm.memory_size=-1"))
+
+
+def test_a_bad_loss_value_fails_before_any_data_is_built(compose_cfg, monkeypatch):
+    from dml.training import run
+
+    def no_data(cfg):
+        raise AssertionError("the datamodule was built before the loss checked its arguments")
+
+    monkeypatch.setattr(run, "build_datamodule", no_data)
+    with pytest.raises(
+        ConfigError, match=r"loss.margin=-0.1 is not valid: expected a non-negative number"
+    ):
+        run.train(compose_cfg("logger=none", "loss=triplet", "loss.margin=-0.1"))
