@@ -16,25 +16,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    """World size and rank: the given values, else torch.distributed's when initialised, else (1, 0)."""
-    if num_replicas is None or rank is None:
-        try:
-            import torch.distributed as dist
-
-            initialised = dist.is_available() and dist.is_initialized()
-        except ImportError:  # pragma: no cover - torch is a dependency
-            initialised = False
-        if num_replicas is None:
-            num_replicas = dist.get_world_size() if initialised else 1
-        if rank is None:
-            rank = dist.get_rank() if initialised else 0
-    if num_replicas < 1:
-        raise ValueError(f"num_replicas must be >= 1, got {num_replicas}")
-    if not 0 <= rank < num_replicas:
-        raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
-    return num_replicas, rank
+from dml.world import world
 
 
 class ClassBalancedBatchSampler:
@@ -78,7 +60,7 @@ class ClassBalancedBatchSampler:
         self.seed = int(seed)
         self._num_replicas, self._rank = num_replicas, rank
         if num_replicas is not None or rank is not None:
-            _distributed_defaults(num_replicas if num_replicas is not None else 1, rank or 0)
+            world(num_replicas if num_replicas is not None else 1, rank or 0)
         order = np.argsort(inverse, kind="stable")
         counts = np.bincount(inverse, minlength=len(classes))
         # indices of each class, in dataset order
@@ -96,11 +78,11 @@ class ClassBalancedBatchSampler:
     # -- distributed ---------------------------------------------------------------------
     @property
     def num_replicas(self) -> int:
-        return _distributed_defaults(self._num_replicas, self._rank)[0]
+        return world(self._num_replicas, self._rank)[0]
 
     @property
     def rank(self) -> int:
-        return _distributed_defaults(self._num_replicas, self._rank)[1]
+        return world(self._num_replicas, self._rank)[1]
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (equal on every rank)."""

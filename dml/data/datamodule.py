@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from dml.data.batch_sampler import ClassBalancedBatchSampler
 from dml.data.folds import ClassSubset, fold_classes, fold_options
 from dml.data.transforms import build_transform
-from dml.training.distributed import EvalShardSampler
+from dml.world import EvalShardSampler, world
 
 
 class DMLDataModule(pl.LightningDataModule):
@@ -42,7 +42,9 @@ class DMLDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.eval_sets: dict[str, Dataset] = {}
         self.batch_sampler: ClassBalancedBatchSampler | None = None
-        self._batch_sampler_state: dict[str, Any] | None = None  # from a checkpoint, used by train_dataloader
+        self._batch_sampler_state: dict[str, Any] | None = (
+            None  # from a checkpoint, used by train_dataloader
+        )
 
     @property
     def query_gallery(self) -> bool:
@@ -58,11 +60,15 @@ class DMLDataModule(pl.LightningDataModule):
         return hydra.utils.instantiate(node, transform=self.transform(train))
 
     def setup(self, stage: str | None = None) -> None:
-        folds = fold_options(self.cfg)  # (folds, fold), None when off; a bad combination names the key
+        folds = fold_options(
+            self.cfg
+        )  # (folds, fold), None when off; a bad combination names the key
         if self.train_set is None and stage in (None, "fit"):
             self.train_set = self._build(self.cfg.train, train=True)
             if folds is not None:
-                self.train_set = ClassSubset(self.train_set, fold_classes(self.train_set.labels, *folds)[0])
+                self.train_set = ClassSubset(
+                    self.train_set, fold_classes(self.train_set.labels, *folds)[0]
+                )
         if not self.eval_sets:
             if self.query_gallery:
                 self.eval_sets = {
@@ -76,7 +82,9 @@ class DMLDataModule(pl.LightningDataModule):
                     f"dataset={self.cfg.get('name')}: the config names no eval split; set dataset.test, "
                     "or dataset.query and dataset.gallery"
                 )
-            if folds is not None:  # the held-out partition of the train split, built with the eval transform
+            if (
+                folds is not None
+            ):  # the held-out partition of the train split, built with the eval transform
                 source = self._build(self.cfg.train, train=False)
                 self.eval_sets["val"] = ClassSubset(source, fold_classes(source.labels, *folds)[1])
             for name, ds in self.eval_sets.items():
@@ -86,36 +94,32 @@ class DMLDataModule(pl.LightningDataModule):
                         "at a split with images (check dataset.root / paths.data_dir and the split's list files)"
                     )
 
-    def _world(self) -> tuple[int, int]:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return trainer.world_size, trainer.global_rank
-        return 1, 0
-
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup('fit') first"
         if self.batch_sampler is None:
-            world, rank = self._world()
+            size, rank = world()
             self.batch_sampler = ClassBalancedBatchSampler(
                 self.train_set.labels,
                 classes_per_batch=int(self.cfg.classes_per_batch),
                 m_per_class=int(self.cfg.m_per_class),
                 seed=self.seed,
-                num_replicas=world,
+                num_replicas=size,
                 rank=rank,
             )
-        trainer = getattr(self, "trainer", None)
         state, self._batch_sampler_state = self._batch_sampler_state, None
         if state is not None:  # resumed: continue at the checkpoint's epoch and batch
             self.batch_sampler.load_state_dict(state)
-        elif trainer is not None:
-            self.batch_sampler.set_epoch(trainer.current_epoch)
         return self._loader(self.train_set, batch_sampler=self.batch_sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start training epoch `epoch`'s batch plan: the one place the batch sampler's epoch is set
+        (DMLModule calls it as each epoch starts, also when limit_train_batches ended the last one
+        early; a resumed run's loaded position is kept, as its epoch is the same)."""
+        if self.batch_sampler is not None:
+            self.batch_sampler.set_epoch(epoch)
 
     def state_dict(self) -> dict[str, Any]:
         """The batch sampler's epoch and position in batches trained on (goes into checkpoints)."""
-        from dml.training.checkpointing import batch_sampler_state
-
         trainer = getattr(self, "trainer", None)
         if self.batch_sampler is None or trainer is None or trainer.state.fn != "fit":
             return {}
@@ -132,10 +136,12 @@ class DMLDataModule(pl.LightningDataModule):
         """
         if not self.eval_sets:
             self.setup("validate")
-        world, rank = self._world()
+        size, rank = world()
         return {
             name: self._loader(
-                ds, batch_size=self.eval_batch_size, sampler=EvalShardSampler(len(ds), world, rank) if world > 1 else None
+                ds,
+                batch_size=self.eval_batch_size,
+                sampler=EvalShardSampler(len(ds), size, rank) if size > 1 else None,
             )
             for name, ds in self.eval_sets.items()
         }
@@ -164,3 +170,23 @@ class DMLDataModule(pl.LightningDataModule):
             persistent_workers=workers > 0,
             **kwargs,
         )
+
+
+def batch_sampler_state(trainer: Any, sampler: Any) -> dict[str, Any]:
+    """The batch sampler's state counted in batches the trainer has finished, not batches prefetched.
+
+    The loader runs ahead of training (Lightning prefetches a batch, workers more), so the sampler's
+    own position overshoots; the trainer's progress says how many batches were trained on. An epoch
+    that is complete resumes at the start of the next one.
+    """
+    epoch = int(trainer.current_epoch)
+    epochs = trainer.fit_loop.epoch_progress.current
+    done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+    if epochs.started <= epochs.completed:  # between epochs (e.g. at the end of training)
+        done = 0
+    elif done >= trainer.num_training_batches:
+        # the epoch's batches are done, its evaluation may not be
+        epoch, done = epoch + 1, 0
+    state = dict(sampler.state_dict())
+    state.update(epoch=epoch, position=done)
+    return state

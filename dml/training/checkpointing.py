@@ -298,26 +298,6 @@ def restore_rng_states(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 
-def batch_sampler_state(trainer: Any, sampler: Any) -> dict[str, Any]:
-    """The batch sampler's state counted in batches the trainer has finished, not batches prefetched.
-
-    The loader runs ahead of training (Lightning prefetches a batch, workers more), so the sampler's
-    own position overshoots; the trainer's progress says how many batches were trained on. An epoch
-    that is complete resumes at the start of the next one.
-    """
-    epoch = int(trainer.current_epoch)
-    epochs = trainer.fit_loop.epoch_progress.current
-    done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
-    if epochs.started <= epochs.completed:  # between epochs (e.g. at the end of training)
-        done = 0
-    elif done >= trainer.num_training_batches:
-        # the epoch's batches are done, its evaluation may not be
-        epoch, done = epoch + 1, 0
-    state = dict(sampler.state_dict())
-    state.update(epoch=epoch, position=done)
-    return state
-
-
 def training_state(sampler: Any, nonfinite_steps: int) -> dict[str, Any]:
     """What the module adds to a checkpoint: RNG states, the tuple sampler's generators, skipped steps."""
     state: dict[str, Any] = {"rng": capture_rng_states(), "nonfinite_steps": int(nonfinite_steps)}

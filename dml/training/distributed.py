@@ -1,4 +1,6 @@
-"""Multi-process helpers: a gather that keeps the graph, uneven gathers and shards for evaluation.
+"""Multi-process helpers: a gather that keeps the graph, uneven gathers, one seed for all samplers.
+
+World size and rank, and the eval shards, come from `dml.world`.
 
 Under DDP every rank gathers the embeddings and labels of all ranks (the global batch), so the
 tuple sampler sees the same batch whatever the device count. Every rank then computes the same
@@ -14,20 +16,13 @@ every rank, and DDP's average leaves that unchanged. So the loss needs no extra 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import Sampler
 
-
-def world() -> tuple[int, int]:
-    """(world size, rank) of the default process group, (1, 0) when none is initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+from dml.world import world
 
 
 def _sizes(x: Tensor) -> list[int]:
@@ -105,27 +100,3 @@ def share_sampler_seed(sampler: Any) -> None:
     if seed is None and world()[1] == 0:
         seed = int(torch.randint(0, 2**62, (1,)).item())
     sampler.seed = broadcast_object(seed)
-
-
-def shard_bounds(n: int, num_replicas: int, rank: int) -> tuple[int, int]:
-    """[start, stop) of rank's contiguous share of n items; shares differ in size by at most 1."""
-    return n * rank // num_replicas, n * (rank + 1) // num_replicas
-
-
-class EvalShardSampler(Sampler[int]):
-    """Rank's contiguous, in-order share of an eval set, without padding or repeats.
-
-    Concatenating the shares of ranks 0..W-1 gives the dataset's order back, so a gather in
-    rank order (`all_gather_uneven`) restores every item exactly once.
-    """
-
-    def __init__(self, length: int, num_replicas: int, rank: int) -> None:
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
-        self.start, self.stop = shard_bounds(int(length), int(num_replicas), int(rank))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.start, self.stop))
-
-    def __len__(self) -> int:
-        return self.stop - self.start

@@ -9,17 +9,18 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from dml.data.datamodule import DMLDataModule
 from dml.training.checkpointing import restore_rng_states, training_state
 from dml.training.distributed import (
     all_gather_uneven,
     all_gather_with_grad,
     broadcast_object,
     share_sampler_seed,
-    world,
 )
 from dml.training.evaluation import EvalRecord, Evaluator
 from dml.training.guards import NonFiniteGuard
 from dml.training.objective import TrainingObjective, loss_parameters
+from dml.world import world
 
 
 class DMLModule(pl.LightningModule):
@@ -147,9 +148,8 @@ class DMLModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # each epoch draws its own batch plan, also when limit_train_batches ends an epoch early
-        batch_sampler = getattr(getattr(self._trainer, "datamodule", None), "batch_sampler", None)
-        if callable(getattr(batch_sampler, "set_epoch", None)):
-            batch_sampler.set_epoch(self.current_epoch)
+        if isinstance(self.trainer.datamodule, DMLDataModule):
+            self.trainer.datamodule.set_epoch(self.current_epoch)
 
     # ---- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

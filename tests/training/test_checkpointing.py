@@ -14,9 +14,9 @@ import torch
 from omegaconf import OmegaConf
 
 from dml.config import ConfigError
+from dml.data.datamodule import batch_sampler_state
 from dml.training.checkpointing import (
     AtomicCheckpointIO,
-    batch_sampler_state,
     capture_rng_states,
     check_compatible,
     config_differences,

@@ -20,13 +20,12 @@ from torch import nn
 from dml.config import config_dir
 from dml.losses.memory import CrossBatchMemory
 from dml.training.distributed import (
-    EvalShardSampler,
     all_gather_uneven,
     all_gather_with_grad,
-    shard_bounds,
 )
 from dml.training.module import DMLModule
 from dml.training.objective import TrainingObjective
+from dml.world import EvalShardSampler, shard_bounds
 
 WORLD = 2
 SIZES = (13, 11)  # uneven on purpose: ranks may hold different numbers of rows
