@@ -38,28 +38,16 @@ def compose_cfg(tmp_path) -> Callable[..., DictConfig]:
 
 @pytest.fixture(scope="session")
 def fast_run() -> tuple[str, ...]:
-    """Overrides of a quick run: one epoch of 2 batches, no logger, no progress bar, no baselines."""
-    return (
-        "logger=none",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-        "trainer.enable_progress_bar=false",
-        "eval.before_training=false",
-        "eval.raw_baseline=false",
-    )
+    """Overrides of a quick run (configs/debug/quick.yaml): one epoch of 2 batches, no logger, no
+    progress bar, no baselines."""
+    return ("debug=quick",)
 
 
 @pytest.fixture(scope="session")
-def tiny_run(fast_run) -> tuple[str, ...]:
-    """fast_run with a 4-wide small CNN, batches of 3 classes x 4 images, one val batch, no NMI."""
-    return (
-        *fast_run,
-        "backbone.net.width=4",
-        "dataset.classes_per_batch=3",
-        "dataset.m_per_class=4",
-        "dataset.metrics.nmi=false",
-        "trainer.limit_val_batches=1",
-    )
+def tiny_run() -> tuple[str, ...]:
+    """debug=quick with a 4-wide small CNN, batches of 3 classes x 4 images, one val batch, no NMI
+    (configs/debug/tiny.yaml)."""
+    return ("debug=tiny",)
 
 
 @pytest.fixture

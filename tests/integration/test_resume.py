@@ -31,20 +31,12 @@ from dml.training.run import train
 # a tiny but complete run: margin loss with a learnable beta, distance weighted sampling (its own
 # generator), a cosine scheduler; 2 epochs of 3 batches of 3 classes x 4 images
 TINY = (
-    "logger=none",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-    "backbone.net.width=4",
-    "dataset.classes_per_batch=3",
-    "dataset.m_per_class=4",
-    "dataset.metrics.nmi=false",
+    "debug=tiny",
     "loss=margin",
     "sampler=distance_weighted",
     "scheduler=cosine",
     "trainer.max_epochs=2",
     "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=1",
     # bit-identical resumes need deterministic inputs: no random warps (README: with random
     # augmentations a resumed run continues statistically equivalent)
     "dataset.transform.train.affine=null",

@@ -24,14 +24,8 @@ from dml.training.run import train
 
 # 2 epochs of 3 batches on digits with a 4-wide CNN; the whole test split is scored (as dml-eval does)
 TINY = (
-    "logger=none",
-    "trainer.enable_progress_bar=false",
-    "eval.before_training=false",
-    "eval.raw_baseline=false",
-    "backbone.net.width=4",
-    "dataset.classes_per_batch=3",
-    "dataset.m_per_class=4",
-    "dataset.metrics.nmi=false",
+    "debug=tiny",
+    "trainer.limit_val_batches=null",  # the whole test split, as dml-eval scores it
     "trainer.max_epochs=2",
     "trainer.limit_train_batches=3",
     "callbacks.eval_plots=null",
