@@ -34,6 +34,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dml tests scripts
+	$(VENV)/bin/ruff format --check dml tests scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info
