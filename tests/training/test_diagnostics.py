@@ -124,3 +124,20 @@ def test_image_rate_over_a_window(monkeypatch):
     assert rate.rate() == 20.0
     rate.add(50)  # t=3: the window keeps the last 2 batches, timed from t=1
     assert rate.rate() == 40.0
+
+
+def test_a_step_record_is_counted_once_even_when_the_next_step_was_skipped():
+    # a step skipped for NaN embeddings never reaches the objective: its record is the previous one's
+    from types import SimpleNamespace
+
+    from dml.training.objective import StepRecord
+
+    distances = torch.tensor([[0.0, 0.5, 1.0], [0.5, 0.0, 1.5], [1.0, 1.5, 0.0]])
+    labels = torch.tensor([0, 0, 1])
+    record = StepRecord(labels, labels, dim=8, distances=distances, tuples=None)
+    module = SimpleNamespace(objective=SimpleNamespace(last_step=record), log=lambda *a, **k: None)
+    trainer = SimpleNamespace(optimizers=[], log_every_n_steps=50, global_step=3)
+    diag = TrainingDiagnostics()
+    for _ in range(2):
+        diag.on_train_batch_end(trainer, module, None, None, 0)
+    assert {k: int(v.sum()) for k, v in diag.batch.counts().items()} == {"positive": 1, "negative": 2}

@@ -64,6 +64,7 @@ class TrainingDiagnostics(pl.Callback):
         self.dim: int | None = None
         self.final: dict[str, Path] = {}
         self._upper: torch.Tensor | None = None
+        self._seen: Any = None  # the last StepRecord counted
         self._to_wandb = False
 
     # -- collection --
@@ -102,7 +103,8 @@ class TrainingDiagnostics(pl.Callback):
         batch_idx: int,
     ) -> None:
         step = pl_module.objective.last_step
-        if step is not None:
+        if step is not None and step is not self._seen:  # a skipped (NaN) step publishes none
+            self._seen = step
             self.dim = step.dim
             for kind, values in step.picked().items():
                 counts = self.picked.add(kind, values)
