@@ -13,7 +13,7 @@ from PIL import Image
 
 from dml.config import ConfigError
 from dml.data import Emoji, Fonts
-from dml.data.shipped import EMBEDDED_DIR, load_shipped, split_classes
+from dml.data.shipped import EMBEDDED_DIR, check_split_sizes, load_shipped, split_classes
 from dml.training.run import train
 
 EMOJI_CLASSES, EMOJI_IMAGES = 1632, 8780
@@ -113,6 +113,14 @@ def test_split_classes_num_classes_and_fraction():
     test_part = split_classes(classes, "test", 3, 0.5, 40)
     assert len(train_part) == 20 and len(test_part) == 20 and not set(train_part) & set(test_part)
     assert len(split_classes(classes, "train", 3, 0.25, None)) == 25
+
+
+def test_a_split_class_with_one_image_names_the_options():
+    check_split_sizes(np.array([0, 0, 1, 1]), "test", "emoji", "fine")
+    with pytest.raises(
+        ValueError, match="1 fine class.*single image.*dataset.seed / dataset.num_classes"
+    ):
+        check_split_sizes(np.array([0, 0, 1]), "test", "emoji", "fine")
 
 
 def test_emoji_coarse_labels_are_the_subgroups_of_the_classes():
