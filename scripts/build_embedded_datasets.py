@@ -16,9 +16,12 @@ One class of ``emoji`` is one emoji (skin-tone variants and the "component" grou
 at least MIN_VENDORS of the vendors; one image per vendor that draws it. Vendors without a
 chars.json (codepoint -> icon) are matched by icon name to the names the others use for a codepoint.
 
-Writes ``emoji.npz``, ``fonts.npz`` and ``SHA256SUMS`` into --out (see dml/data/embedded_sets.py
-for the layout). Needs npm, apt-get and dpkg-deb on the path; not part of the test suite (the
-pure parts are: tests/data/test_build_embedded.py).
+Writes ``emoji.npz``, ``fonts.npz`` and ``SHA256SUMS`` into --out (see dml/data/shipped.py
+for the layout). Needs npm, apt-get (an index with the pinned fonts-aenigma, Debian 12) and
+dpkg-deb on the path; not part of the test suite (the pure parts are:
+tests/data/test_build_embedded.py). Byte identity was checked on x86_64 Linux (resvg-py's
+manylinux wheel, liblzma of the running Python); another platform's renderer or xz encoder may
+differ in the last bits.
 """
 
 from __future__ import annotations
@@ -58,14 +61,21 @@ DEB_SHA256 = "c7f33a4e5932af82a92c81a5a993a1d117c4309b47532cb0d9c3ad34bc54f5a8"
 PILLOW_PIN = "13.0.0"
 FREETYPE_PIN = "2.14.3"
 
-MIN_VENDORS = 4  # an emoji is a class when at least this many vendors draw it
+# an emoji is a class when at least this many vendors draw it. Classes (images) by the rule:
+# >= 2: 1,914 (9,366; 260 country flags drawn by 2 vendors only), >= 3: 1,654 (8,846),
+# >= 4: 1,632 (8,780), >= 5: 1,199 (7,048), all 6: 1,053 (6,318). 4 keeps nearly every emoji
+# with at least 4 images per class (R >= 3 for MAP@R) and leaves out the 2-vendor flags.
+MIN_VENDORS = 4
 SKIN_TONES = frozenset({"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"})
 DROPPED_GROUPS = frozenset({"component"})  # skin-tone swatches and hair-style pieces
 GLYPHS = string.ascii_uppercase + string.ascii_lowercase + string.digits
-# 64 px: the size the fine-tuning runs use (110 img/s vs 45 at 96 px on 2 cores); 96 px measured
-# 10.8 MB instead of 7.9 MB, and scaling it to 64 px at every load doubled the load time
+# 64 px: the size the fine-tuning runs use (110 img/s vs 45 at 96 px on 2 cores). At 96 px emoji.npz
+# measured 10.76 MB instead of 7.37 MB, and scaling it to 64 px at every load (one Pillow resize per
+# image) took longer than decoding it
 EMOJI_SIZE = 64
-FONT_LEVELS = 16  # grey levels kept per glyph pixel (4 bits): 2.5x smaller, no visible change
+# grey levels kept per glyph pixel: 16 (4 bits) make fonts.npz 3.97 MB where 256 levels measured
+# about 12.9 MB; anti-aliased edges keep their shape
+FONT_LEVELS = 16
 FONT_SIZE = 64
 GLYPH_RENDER_PT = 192  # glyphs are drawn this big, then scaled down per font
 FONT_MARGIN = 2  # px of white around a font's tallest glyph box
@@ -273,7 +283,7 @@ def render_svgs(svgs: list[str], size: int) -> np.ndarray:
 
 
 def build_emoji(modules: Path, size: int = EMOJI_SIZE) -> dict[str, np.ndarray]:
-    """The emoji set's arrays (see dml/data/embedded_sets.py for the keys)."""
+    """The emoji set's arrays (see dml/data/shipped.py for the keys)."""
     sets = [
         json.loads((modules / "@iconify-json" / v / "icons.json").read_text())
         for v, _, _ in EMOJI_VENDORS
