@@ -9,6 +9,7 @@ checked against dml/data/embedded/SHA256SUMS first, so a damaged install fails w
 from __future__ import annotations
 
 import hashlib
+import io
 import lzma
 from collections.abc import Callable
 from functools import cache, lru_cache
@@ -53,7 +54,7 @@ def load_shipped(name: str, folder: Path = EMBEDDED_DIR) -> dict[str, np.ndarray
             f"{path} is damaged (its sha256 is not the one in SHA256SUMS); reinstall dml or rebuild it with "
             "scripts/build_embedded_datasets.py"
         )
-    with np.load(path, allow_pickle=False) as npz:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:  # the bytes just checked
         arrays = {key: npz[key] for key in npz.files}
     shape = tuple(int(s) for s in arrays.pop("images_shape"))
     pixels = np.frombuffer(lzma.decompress(arrays["images"].tobytes()), dtype=np.uint8).reshape(
