@@ -5,7 +5,9 @@ from dml.data.cars import Cars196
 from dml.data.csvfile import CsvDataset
 from dml.data.cub import CUB200
 from dml.data.embedded import Digits, Synthetic
+from dml.data.emoji import Emoji
 from dml.data.folder import FolderDataset
+from dml.data.fonts import Fonts
 from dml.data.image_list import ImageListDataset
 from dml.data.inshop import InShop
 from dml.data.lfw import LFW
@@ -19,7 +21,9 @@ __all__ = [
     "ClassBalancedBatchSampler",
     "CsvDataset",
     "Digits",
+    "Emoji",
     "FolderDataset",
+    "Fonts",
     "ImageListDataset",
     "InShop",
     "StanfordOnlineProducts",

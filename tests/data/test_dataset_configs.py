@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -107,3 +108,21 @@ def test_own_data_without_files_says_set_root(tmp_path, name, match):
     with pytest.raises(Exception, match=match) as err:  # Hydra wraps the dataset's error
         instantiate(cfg.dataset.train)
     assert "DatasetLayoutError" in repr(err.value) or isinstance(err.value, DatasetLayoutError)
+
+
+@pytest.mark.parametrize("name", ["emoji", "fonts"])
+def test_shipped_dataset_configs(name):
+    cfg = _compose(name, [])
+    assert cfg.dataset.name == name and cfg.dataset.monitor == "map@r" and cfg.dataset.raw_baseline
+    for split in ("train", "eval"):  # no flips, no colour jitter: both would merge classes
+        spec = cfg.dataset.transform[split]
+        assert not spec.get("flip") and not spec.get("color_jitter")
+    splits = _splits(cfg)
+    image, label = splits["test"][0]
+    assert image.shape == (3, 64, 64) and isinstance(label, int)
+    train = splits["train"]
+    # every class can fill its m_per_class slots without repeating an image
+    assert np.bincount(train.labels)[np.unique(train.labels)].min() >= cfg.dataset.m_per_class
+    p, m = cfg.dataset.classes_per_batch, cfg.dataset.m_per_class
+    batch = next(iter(ClassBalancedBatchSampler(train.labels, p, m)))
+    assert len(batch) == p * m

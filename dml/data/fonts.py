@@ -1,0 +1,77 @@
+"""dataset=fonts: the glyphs A-Z, a-z, 0-9 of 463 decorative fonts (Debian fonts-aenigma, Brian Kent).
+
+Drawn with FreeType by scripts/build_embedded_datasets.py and shipped in the package: 28,706 grey
+images at 64 px, every font's glyphs at one scale on one baseline (a lower-case o stays smaller
+than an O). classes=font: 463 classes of 62 glyphs (the shape of CUB-200), coarse label the
+character; classes=char: 62 classes of 463 glyphs, coarse label the font (a much harder task:
+one character across very different fonts). Licence: dml/data/embedded/ATTRIBUTION.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from dml.data.shipped import (
+    ShippedImages,
+    check_image_size,
+    check_split_sizes,
+    load_shipped,
+    shipped_images,
+    split_classes,
+)
+
+FILE = "fonts.npz"
+CLASS_KINDS = ("font", "char")
+
+
+class Fonts(ShippedImages):
+    """A class-disjoint split of the shipped glyphs; `.fonts[i]` / `.chars[i]` name item i's font and
+    character (`.font_names`, `.char_names`).
+
+    classes picks what a class is (font or char; the other is the coarse label); seed /
+    train_fraction / num_classes pick the split's classes (dml.data.shipped.split_classes); label
+    picks `.labels`: fine (the classes) or coarse.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        split: str = "train",
+        transform: Callable | None = None,
+        image_size: int = 64,
+        seed: int = 0,
+        train_fraction: float = 0.5,
+        num_classes: int | None = None,
+        label: str = "fine",
+        classes: str = "font",
+    ) -> None:
+        if classes not in CLASS_KINDS:
+            raise ValueError(
+                f"dataset.classes={classes!r}: use dataset.classes=font (463 classes, coarse label the character) "
+                "or dataset.classes=char (62 classes, coarse label the font)"
+            )
+        data = load_shipped(FILE)
+        size = check_image_size(image_size, int(data["images"].shape[1]), "fonts")
+        font, char = data["font"].astype(np.int64), data["char"].astype(np.int64)
+        fine, coarse = (font, char) if classes == "font" else (char, font)
+        names = (data["font_names"], data["char_names"])
+        fine_names, coarse_names = names if classes == "font" else names[::-1]
+        split_ids = split_classes(
+            np.arange(len(fine_names)), split, seed, train_fraction, num_classes
+        )
+        keep = np.flatnonzero(np.isin(fine, split_ids))
+        super().__init__(
+            shipped_images(FILE, size)[keep],
+            fine[keep],
+            coarse[keep],
+            label,
+            fine_names,
+            coarse_names,
+            transform,
+        )
+        check_split_sizes(self.labels, split, "fonts", self.label_level)
+        self.classes_kind = classes
+        self.fonts, self.chars = font[keep], char[keep]
+        self.font_names, self.char_names = data["font_names"], data["char_names"]
