@@ -63,21 +63,29 @@ TOTAL_STRIDE = 32
 
 class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow "same" padding: output side ceil(input / stride), the extra pixel of an
-    odd padding at the bottom / right (as TF pads); stride 1 pads (k - 1) / 2 on every side."""
+    odd padding at the bottom / right (as TF pads). Stride 1 pads (k - 1) / 2 on every side, inside
+    the convolution; only an uneven padding (stride 2) copies the input into a padded tensor."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, k, s in zip(
-            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True
-        ):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
-        return F.conv2d(
-            F.pad(x, pads), self.weight, None, self.stride, 0, self.dilation, self.groups
+        (top, bottom), (left, right) = (
+            _same_padding(size, k, s)
+            for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride, strict=True)
         )
+        if top == bottom and left == right:
+            return F.conv2d(
+                x, self.weight, None, self.stride, (top, left), self.dilation, self.groups
+            )
+        x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF "SAME" padding (before, after) of one axis: the odd pixel goes after."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
