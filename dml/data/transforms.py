@@ -1,8 +1,9 @@
 """Image transforms from a dataset config's ``transform.train`` / ``transform.eval`` mapping.
 
 The papers' protocols: train ``RandomResizedCrop(crop, scale) + flip``, eval ``Resize(resize) +
-CenterCrop(crop)``; ImageNet normalisation for torchvision/timm backbones, or the BGR 0-255
-convention of the Caffe-converted BN-Inception weights.
+CenterCrop(crop)``; ImageNet normalisation for torchvision/timm backbones, [-1, 1] (``inception``,
+timm's name; TensorFlow's EfficientNet-Lite), or the BGR 0-255 convention of the Caffe-converted
+BN-Inception weights.
 
 Spec keys (all optional): ``resize`` (shorter side, px), ``crop`` (output side, px),
 ``random_resized_crop`` (bool), ``scale`` ([lo, hi] area fraction), ``ratio`` ([lo, hi] aspect),
@@ -23,9 +24,12 @@ from torchvision import transforms as T
 # channel statistics of each convention, in the channel order of the output tensor
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# RGB in [-1, 1]: Inception v3 and the TensorFlow EfficientNet-Lite weights (timm calls it inception)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
 BGR255_MEAN = (104.0, 117.0, 128.0)  # BN-Inception (Caffe) mean, B, G, R
 
-NORMALIZATIONS = ("imagenet", "bgr255", "none")
+NORMALIZATIONS = ("imagenet", "inception", "bgr255", "none")
 SPEC_KEYS = frozenset(
     {
         "resize",
@@ -172,6 +176,8 @@ def build_transform(spec: Mapping[str, Any] | None, normalize: str = "imagenet")
     steps.append(T.ToTensor())
     if normalize == "imagenet":
         steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+    elif normalize == "inception":
+        steps.append(T.Normalize(INCEPTION_MEAN, INCEPTION_STD))
     elif normalize == "bgr255":
         steps.append(_RGBToBGR255())
     sizes = [s for s in (resize, crop) if s is not None]

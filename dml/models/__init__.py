@@ -1,10 +1,19 @@
 """Backbones and the embedding head."""
 
 from dml.models.bninception import BNInception
+from dml.models.efficientnet_lite import EfficientNetLite0
 from dml.models.embedding import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
 from dml.models.resnet import TorchvisionResNet
 from dml.models.small_cnn import SmallCNN
 from dml.models.timm_backbone import TimmBackbone
 
-__all__ = ["BNInception", "EmbeddingModel", "SmallCNN", "TimmBackbone", "TorchvisionResNet", "freeze_batchnorm"]
+__all__ = [
+    "BNInception",
+    "EfficientNetLite0",
+    "EmbeddingModel",
+    "SmallCNN",
+    "TimmBackbone",
+    "TorchvisionResNet",
+    "freeze_batchnorm",
+]
