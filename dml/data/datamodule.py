@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -41,6 +42,8 @@ class DMLDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.train_set: Dataset | None = None
         self.eval_sets: dict[str, Dataset] = {}
+        #: eval split -> images left out of it with skip_bad_images (missing or unreadable)
+        self.dropped_images: dict[str, int] = {}
         self.batch_sampler: ClassBalancedBatchSampler | None = None
         self._batch_sampler_state: dict[str, Any] | None = None  # from a checkpoint, used by train_dataloader
 
@@ -76,15 +79,30 @@ class DMLDataModule(pl.LightningDataModule):
                     f"dataset={self.cfg.get('name')}: the config names no eval split; set dataset.test, "
                     "or dataset.query and dataset.gallery"
                 )
+            for name, ds in self.eval_sets.items():
+                self._drop_unreadable(name, ds)
             if folds is not None:  # the held-out partition of the train split, built with the eval transform
                 source = self._build(self.cfg.train, train=False)
-                self.eval_sets["val"] = ClassSubset(source, fold_classes(source.labels, *folds)[1])
+                held_out = fold_classes(source.labels, *folds)[1]  # the classes training leaves out
+                self._drop_unreadable("val", source, classes=held_out)
+                self.eval_sets["val"] = ClassSubset(source, held_out)
             for name, ds in self.eval_sets.items():
                 if len(ds) == 0:
                     raise ValueError(
                         f"dataset={self.cfg.get('name')}: the {name} split is empty (0 images); point dataset.{name} "
                         "at a split with images (check dataset.root / paths.data_dir and the split's list files)"
                     )
+
+    def _drop_unreadable(self, name: str, ds: Dataset, classes: Any = None) -> None:
+        """With skip_bad_images, leave the eval split's missing and unreadable images out (of
+        the given labels only, when `classes` is set) and count them in dropped_images."""
+        if not getattr(ds, "skip_bad_images", False):
+            return
+        ds.drop_unreadable(int(self.cfg.get("num_workers", 0)), classes=classes)
+        wanted = ds.classes if classes is None else ds.classes[np.asarray(classes)]
+        self.dropped_images[name] = sum(
+            1 for _, class_id in ds.dropped_images if class_id in set(wanted.tolist())
+        )
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

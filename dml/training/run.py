@@ -251,6 +251,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "global_step": trainer.global_step,
         "train_seconds": round(seconds, 2),
         "nonfinite_steps": module.nonfinite.skipped,
+        "dropped_eval_images": datamodule.dropped_images,  # skip_bad_images: left out, per split
         "resumed_from": ckpt_path,
         "metrics_from": selected or "last epoch",
         "best_checkpoint": (checkpoint.best_model_path or None)

@@ -117,6 +117,22 @@ def test_corrupt_image_names_the_file_and_the_switch(tiny_cfg, tmp_path):
         train(tiny_cfg(*FOLDER, f"dataset.root={root}"))
 
 
+def test_skipped_eval_image_is_dropped_counted_and_warned_about_once(tiny_cfg, tmp_path):
+    # 3 test classes x 4 images, one corrupt: 11 queries, not 12 with a duplicate of a readable one
+    root = _image_folder(tmp_path / "images")
+    (root / "test" / "c3" / "0.png").write_bytes(b"not a png")
+    cfg = tiny_cfg(*FOLDER, f"dataset.root={root}", "dataset.skip_bad_images=true",
+                   "trainer.max_epochs=2", "trainer.limit_val_batches=null")
+    with pytest.warns(UserWarning) as caught:
+        result = train(cfg)
+    bad = [w for w in caught if "unreadable" in str(w.message)]
+    assert len(bad) == 1 and "c3/0.png" in str(bad[0].message)  # two evaluations, one warning
+    assert result["metrics"]["num_queries"] == 11
+    assert result["dropped_eval_images"] == {"test": 1}
+    saved = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
+    assert saved["dropped_eval_images"] == {"test": 1}
+
+
 # ---- checkpoints ------------------------------------------------------------------------------------
 def test_ckpt_path_that_does_not_exist(tiny_cfg, tmp_path):
     _fails_cleanly(tiny_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"), "ckpt_path=.*nope.ckpt.*does not exist")
