@@ -10,12 +10,18 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
 from dml.data.folds import ClassSubset, fold_classes, fold_options
 from dml.data.transforms import build_transform
 from dml.training.distributed import EvalShardSampler
+
+
+@rank_zero_only
+def _print_rank_zero(text: str) -> None:
+    print(text)
 
 
 class DMLDataModule(pl.LightningDataModule):
@@ -44,6 +50,7 @@ class DMLDataModule(pl.LightningDataModule):
         self.eval_sets: dict[str, Dataset] = {}
         #: eval split -> images left out of it with skip_bad_images (missing or unreadable)
         self.dropped_images: dict[str, int] = {}
+        self._summarised = False  # the split summary is printed once, at the first setup with training
         self.batch_sampler: ClassBalancedBatchSampler | None = None
         self._batch_sampler_state: dict[str, Any] | None = None  # from a checkpoint, used by train_dataloader
 
@@ -92,6 +99,21 @@ class DMLDataModule(pl.LightningDataModule):
                         f"dataset={self.cfg.get('name')}: the {name} split is empty (0 images); point dataset.{name} "
                         "at a split with images (check dataset.root / paths.data_dir and the split's list files)"
                     )
+        if not self._summarised and self.train_set is not None:
+            self._summarised = True
+            _print_rank_zero("\n".join(self.split_summary()))
+
+    def split_summary(self) -> list[str]:
+        """One line per split: its images and classes (and images left out by skip_bad_images)."""
+        name = self.cfg.get("name")
+        sets = {"train": self.train_set, **self.eval_sets} if self.train_set is not None else self.eval_sets
+        lines = []
+        for split, ds in sets.items():
+            line = f"dataset {name} {split}: {len(ds):,} images, {len(np.unique(ds.labels)):,} classes"
+            if self.dropped_images.get(split):
+                line += f" ({self.dropped_images[split]:,} unreadable or missing left out)"
+            lines.append(line)
+        return lines
 
     def _drop_unreadable(self, name: str, ds: Dataset, classes: Any = None) -> None:
         """With skip_bad_images, leave the eval split's missing and unreadable images out (of

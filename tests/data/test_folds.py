@@ -144,3 +144,13 @@ def test_datamodule_drops_unreadable_val_images_and_counts_only_the_held_out_one
     assert dm.dropped_images == {"test": 1, "val": 1}
     assert len(dm.eval_sets["test"]) == 11 and len(dm.eval_sets["val"]) == 5
     assert sorted(set(dm.eval_sets["val"].labels.tolist())) == [2, 3]
+
+
+def test_setup_prints_one_line_per_split_once(capsys):
+    dm = DMLDataModule(_synthetic(folds=4, fold=0))
+    dm.setup("fit")
+    dm.setup("fit")  # Lightning calls setup again: no second summary
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("dataset ")]
+    assert len(lines) == 3
+    assert lines[0].endswith("train: 18 images, 6 classes")
+    assert lines[1].split(": ")[0].endswith(" test") and lines[2].endswith("val: 6 images, 2 classes")

@@ -92,6 +92,17 @@ FOLDER = ("dataset=folder", "dataset.num_workers=0", "dataset.image_size=8", "da
           "dataset.m_per_class=2", "dataset.draft=false")
 
 
+def test_the_folder_defaults_train_on_a_small_own_set(compose_cfg, fast_run, tmp_path):
+    # 16 classes of 4 images, cut 8/8: the shipped batch shape and workers fit (16 classes per
+    # batch did not); only the image size is shrunk for speed
+    root = _image_folder(tmp_path / "images", classes=8, per_class=4)
+    size = [o for o in FOLDER if "size" in o or "crop" in o or "resize" in o]
+    cfg = compose_cfg(*fast_run, "backbone.net.width=4", "dataset.metrics.nmi=false",
+                      "trainer.limit_val_batches=1", "dataset=folder", f"dataset.root={root}", *size)
+    result = train(cfg)
+    assert result["global_step"] == 1 and result["metrics"]["num_queries"] == 32  # 8 x 4 a step
+
+
 def test_empty_eval_split(tiny_cfg, tmp_path):
     root = _image_folder(tmp_path / "images", with_test=False)
     message = _fails_cleanly(tiny_cfg(*FOLDER, f"dataset.root={root}"), "no images")
