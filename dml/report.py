@@ -205,6 +205,11 @@ def _without_seed(overrides: Iterable[str]) -> list[str]:
     return [o for o in overrides if not repeat.match(o) and not o.startswith("hydra.")]
 
 
+def _override_key(override: str) -> str:
+    """`+loss.margin=0.2` -> `loss.margin`."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def _short(value: str) -> str:
     value = json.loads(value)
     if isinstance(value, str) and value.count(".") >= 1 and value.split(".")[0] in ("dml", "torch", "pytorch_metric_learning"):
@@ -310,7 +315,10 @@ def summarize(
         overrides = [_group_overrides(g) for g in groups]
         common = [o for o in overrides[0] if all(o in other for other in overrides[1:])]
         distinct = [[o for o in ov if o not in common] for ov in overrides]
-        labels = _labels(groups, keys, distinct)
+        # a row's name leaves out overrides of settings that do not split rows (eval.*, logger, ...)
+        patterns = tuple(IGNORED) + tuple(ignore)
+        named = [[o for o in d if not any(fnmatchcase(_override_key(o), p) for p in patterns)] for d in distinct]
+        labels = _labels(groups, keys, named)
         # per group: its ours row, its baseline rows, the identity of its published numbers
         blocks: list[tuple[Row, list[Row], str | None]] = []
         papers: dict[str, Row] = {}  # published numbers -> their row (shown once)
