@@ -83,6 +83,8 @@ class RunResult:
     metrics: dict[str, float]
     config: dict[str, Any]
     overrides: list[str] = field(default_factory=list)
+    overrides_known: bool = False  # the run folder has .hydra/overrides.yaml
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # results.json's baselines
 
     @property
     def run_dir(self) -> Path:
@@ -92,11 +94,12 @@ class RunResult:
 @dataclass
 class Row:
     method: str
-    source: str  # "ours" or "published"
+    source: str  # "ours", "published" or "baseline" (an untrained network, raw pixels)
     n: int | None
     values: dict[str, tuple[float, float | None]]  # metric -> (mean, std) in percent
     config: str
     runs: list[Path] = field(default_factory=list)
+    best: bool = False  # the best of our rows by the table's sort metric
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Table:
     columns: list[str]
     rows: list[Row]
     common: str = ""  # the overrides every row shares (a row's command: common + its own config)
+    sorted_by: str | None = None  # the metric our rows are sorted by (best first), if several
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -123,15 +127,22 @@ def find_results(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return unique
 
 
-def _overrides(run_dir: Path) -> list[str]:
+def _overrides(run_dir: Path) -> list[str] | None:
+    """The run's command-line overrides, None when Hydra saved none (or they cannot be read)."""
     file = run_dir / ".hydra" / "overrides.yaml"
     if not file.is_file():
-        return []
+        return None
     try:
         data = yaml.safe_load(file.read_text())
     except yaml.YAMLError:
+        return None
+    if data is None:
         return []
-    return [str(o) for o in data] if isinstance(data, list) else []
+    return [str(o) for o in data] if isinstance(data, list) else None
+
+
+def _scores(node: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in node.items() if isinstance(v, (int, float))} if isinstance(node, dict) else {}
 
 
 def load_run(path: str | os.PathLike) -> RunResult:
@@ -145,8 +156,10 @@ def load_run(path: str | os.PathLike) -> RunResult:
         raise ReportError(f"{path}: no `metrics` mapping; is it a dml-train results.json?")
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     dataset = str(data.get("dataset") or config.get("dataset", {}).get("name", "unknown"))
-    metrics = {k: float(v) for k, v in data["metrics"].items() if isinstance(v, (int, float))}
-    return RunResult(path, dataset, metrics, config, _overrides(path.parent))
+    metrics = _scores(data["metrics"])
+    baselines = {str(k): _scores(v) for k, v in (data.get("baselines") or {}).items() if _scores(v)}
+    overrides = _overrides(path.parent)
+    return RunResult(path, dataset, metrics, config, overrides or [], overrides is not None, baselines)
 
 
 def load_runs(paths: Iterable[str | os.PathLike]) -> list[RunResult]:
@@ -192,6 +205,11 @@ def _without_seed(overrides: Iterable[str]) -> list[str]:
     return [o for o in overrides if not repeat.match(o) and not o.startswith("hydra.")]
 
 
+def _override_key(override: str) -> str:
+    """`+loss.margin=0.2` -> `loss.margin`."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def _short(value: str) -> str:
     value = json.loads(value)
     if isinstance(value, str) and value.count(".") >= 1 and value.split(".")[0] in ("dml", "torch", "pytorch_metric_learning"):
@@ -223,18 +241,30 @@ def _labels(groups: list[list[RunResult]], keys: list[dict[str, str]], distinct:
     if len(groups) == 1:
         return ["ours"]
     labels = [" ".join(_pretty(o) for o in d) for d in distinct]
+    known = all(r.overrides_known for g in groups for r in g)
+    if known and len(set(labels)) == len(labels):
+        # separate runs: what was typed beyond the overrides all rows share; none = the defaults
+        return [label or "(defaults)" for label in labels]
     if all(labels) and len(set(labels)) == len(labels):
         return labels
     shared = set.intersection(*(set(k.items()) for k in keys))
-    out = []
-    for k in keys:
+
+    def describe(k: dict[str, str], collapse: bool) -> str:
         differing = sorted(item for item in k.items() if item not in shared)
         targets = [(key, v) for key, v in differing if key.endswith("._target_")]
-        rest = [(key, v) for key, v in differing if not key.endswith("._target_")]
+        # with `collapse`, a node set to another class is named by its class alone
+        swapped = tuple(key.removesuffix("_target_") for key, _ in targets) if collapse else ()
+        rest = [
+            (key, v)
+            for key, v in differing
+            if not key.endswith("._target_") and not (swapped and key.startswith(swapped))
+        ]
         parts = [f"{key.removesuffix('._target_')}={_short(v)}" for key, v in targets]
         parts += [_pretty(f"{key}={_short(v)}") for key, v in rest]
-        out.append(" ".join(parts) or "ours")
-    return out
+        return " ".join(parts) or "ours"
+
+    short = [describe(k, collapse=True) for k in keys]
+    return short if len(set(short)) == len(short) else [describe(k, collapse=False) for k in keys]
 
 
 def _metric_order(names: Iterable[str]) -> list[str]:
@@ -252,10 +282,29 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def _sort_metric(groups: list[list[RunResult]], columns: list[str]) -> str | None:
+    """The metric rows are ranked by: the runs' common `monitor` when they report it, else the
+    table's first column."""
+    monitors = {str(r.config.get("monitor")) for g in groups for r in g if r.config.get("monitor")}
+    if len(monitors) == 1:
+        (monitor,) = monitors
+        if all(monitor in r.metrics for g in groups for r in g):
+            return monitor
+    return columns[0] if columns else None
+
+
 def summarize(
-    runs: Sequence[RunResult], ignore: Sequence[str] = (), metrics: Sequence[str] | None = None
+    runs: Sequence[RunResult],
+    ignore: Sequence[str] = (),
+    metrics: Sequence[str] | None = None,
+    baselines: bool = False,
 ) -> list[Table]:
-    """One table per dataset: a row per method (mean ± std over its runs), published rows beside."""
+    """One table per dataset: a row per method (mean ± std over its runs), published rows beside.
+
+    With several rows of ours, they are sorted best first by the runs' `monitor` (else the first
+    column) and the best is marked. `baselines` adds, under each row, its runs' baseline columns
+    (the untrained network, raw pixels) as rows of their own.
+    """
     by_dataset: dict[str, dict[tuple, list[RunResult]]] = {}
     for run in runs:
         by_dataset.setdefault(run.dataset, {}).setdefault(method_key(run, ignore), []).append(run)
@@ -266,33 +315,64 @@ def summarize(
         overrides = [_group_overrides(g) for g in groups]
         common = [o for o in overrides[0] if all(o in other for other in overrides[1:])]
         distinct = [[o for o in ov if o not in common] for ov in overrides]
-        labels = _labels(groups, keys, distinct)
-        rows: list[Row] = []
-        seen_published: set[str] = set()
+        # a row's name leaves out overrides of settings that do not split rows (eval.*, logger, ...)
+        patterns = tuple(IGNORED) + tuple(ignore)
+        named = [[o for o in d if not any(fnmatchcase(_override_key(o), p) for p in patterns)] for d in distinct]
+        labels = _labels(groups, keys, named)
+        # per group: its ours row, its baseline rows, the identity of its published numbers
+        blocks: list[tuple[Row, list[Row], str | None]] = []
+        papers: dict[str, Row] = {}  # published numbers -> their row (shown once)
         for label, group, own in zip(labels, groups, distinct, strict=True):
             config = " ".join(own)
             published = group[0].config.get("published") or {}
             numbers = {k: float(v) for k, v in (published.get("metrics") or {}).items()}
-            if numbers:
-                ident = json.dumps(published, sort_keys=True)
-                if ident not in seen_published:
-                    seen_published.add(ident)
-                    name = f"{published.get('paper', 'published')} (published)"
-                    rows.append(Row(name, "published", None, {k: (v, None) for k, v in numbers.items()}, config))
-            values = {}
-            for name in set().union(*(r.metrics for r in group)):
-                got = [100.0 * r.metrics[name] for r in group if name in r.metrics]
-                values[name] = _mean_std(got)
-            rows.append(Row(label, "ours", len(group), values, config, [r.run_dir for r in group]))
-        reported = set().union(*(row.values for row in rows))
+            ident = json.dumps(published, sort_keys=True) if numbers else None
+            if ident is not None and ident not in papers:
+                name = f"{published.get('paper', 'published')} (published)"
+                papers[ident] = Row(name, "published", None, {k: (v, None) for k, v in numbers.items()}, config)
+            ours = Row(label, "ours", len(group), _aggregate([r.metrics for r in group]), config,
+                       [r.run_dir for r in group])
+            extra = []
+            if baselines:
+                for name in dict.fromkeys(b for r in group for b in r.baselines):
+                    scores = [r.baselines[name] for r in group if name in r.baselines]
+                    extra.append(Row(f"{label}: {name}", "baseline", len(scores), _aggregate(scores), config,
+                                     [r.run_dir for r in group if name in r.baselines]))
+            blocks.append((ours, extra, ident))
+        reported = set().union(*(row.values for ours, extra, _ in blocks for row in (ours, *extra)))
+        reported |= set().union(*(p.values for p in papers.values()))
         columns = _metric_order(reported)
         if metrics:  # validation metrics only when asked for by name
             unknown = [m for m in metrics if m not in columns and not (m.startswith(_VALIDATION) and m in reported)]
             if unknown:
                 raise ReportError(f"--metrics {','.join(unknown)}: not reported for {dataset}; available: {', '.join(columns)}")
             columns = list(metrics)
-        tables.append(Table(dataset, columns, rows, " ".join(common)))
+        sorted_by = _sort_metric(groups, columns) if len(blocks) > 1 else None
+        if sorted_by is not None:
+            blocks = sorted(blocks, key=lambda block: _rank(block[0], sorted_by))  # stable for ties
+            if _rank(blocks[0][0], sorted_by) < math.inf:
+                blocks[0][0].best = True
+        rows: list[Row] = []
+        for ours, extra, ident in blocks:
+            if ident is not None and ident in papers:  # before the first row that carries it
+                rows.append(papers.pop(ident))
+            rows += [ours, *extra]
+        tables.append(Table(dataset, columns, rows, " ".join(common), sorted_by))
     return tables
+
+
+def _rank(row: Row, metric: str) -> float:
+    """Sort key, best first: minus the row's mean of `metric` (a row without it goes last)."""
+    value = row.values.get(metric)
+    return -value[0] if value is not None else math.inf
+
+
+def _aggregate(scores: list[dict[str, float]]) -> dict[str, tuple[float, float | None]]:
+    """metric -> (mean, std) in percent over the runs that report it."""
+    return {
+        name: _mean_std([100.0 * s[name] for s in scores if name in s])
+        for name in dict.fromkeys(n for s in scores for n in s)
+    }
 
 
 # ---- rendering -------------------------------------------------------------------------------
@@ -317,10 +397,13 @@ def _markdown(tables: list[Table]) -> str:
         out.append("| " + " | ".join(head) + " |")
         out.append("|---|---:|" + "---:|" * len(t.columns) + "---|")
         for r in t.rows:
-            cells = [r.method.replace("|", "\\|"), "–" if r.n is None else str(r.n)]
+            method = r.method.replace("|", "\\|")
+            cells = [f"**{method}** (best)" if r.best else method, "–" if r.n is None else str(r.n)]
             cells += [_cell(r.values.get(c)) for c in t.columns]
             cells.append(f"`{r.config}`" if r.config else "")
             out.append("| " + " | ".join(cells) + " |")
+        if t.sorted_by:
+            out.append(f"\nRows best first by {header(t.sorted_by)} (mean).")
         if t.common:
             out.append(f"\nEvery row: `{t.common}` (plus its own config).")
         out.append("")
@@ -344,7 +427,7 @@ def _latex(tables: list[Table]) -> str:
         out.append("\\begin{tabular}{ll" + "r" * len(t.columns) + "}\n\\toprule")
         out.append(" & ".join(["Method", "n", *(_tex(header(c)) for c in t.columns)]) + " \\\\\n\\midrule")
         for r in t.rows:
-            cells = [_tex(r.method), "--" if r.n is None else str(r.n)]
+            cells = [f"\\textbf{{{_tex(r.method)}}}" if r.best else _tex(r.method), "--" if r.n is None else str(r.n)]
             cells += [_cell(r.values.get(c), " $\\pm$ ").replace("–", "--") for c in t.columns]
             out.append(" & ".join(cells) + " \\\\")
         out.append("\\bottomrule\n\\end{tabular}")
@@ -360,14 +443,15 @@ def _csv(tables: list[Table]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     columns = list(dict.fromkeys(c for t in tables for c in t.columns))
-    writer.writerow(["dataset", "method", "source", "n", *[f"{c}{s}" for c in columns for s in ("", "_std")], "config"])
+    writer.writerow(["dataset", "method", "source", "n", *[f"{c}{s}" for c in columns for s in ("", "_std")], "config", "best"])
     for t in tables:
         for r in t.rows:
             cells: list[Any] = [t.dataset, r.method, r.source, "" if r.n is None else r.n]
             for c in columns:
                 mean, std = r.values.get(c, (None, None))
                 cells += ["" if mean is None else round(mean, 4), "" if std is None else round(std, 4)]
-            writer.writerow([*cells, " ".join(x for x in (t.common, r.config) if x)])  # the row's whole command
+            command = " ".join(x for x in (t.common, r.config) if x)  # the row's whole command
+            writer.writerow([*cells, command, "best" if r.best else ""])
     return buffer.getvalue()
 
 
@@ -384,6 +468,7 @@ def report(
     fmt: str = "markdown",
     metrics: Sequence[str] | None = None,
     ignore: Sequence[str] = (),
+    baselines: bool = False,
 ) -> str:
     """Read the runs under `paths` and render their tables (the whole of `dml-report`'s table)."""
-    return render(summarize(load_runs(paths), ignore=ignore, metrics=metrics), fmt)
+    return render(summarize(load_runs(paths), ignore=ignore, metrics=metrics, baselines=baselines), fmt)

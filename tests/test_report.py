@@ -131,7 +131,7 @@ def test_markdown_latex_and_csv(grid):
     tables = summarize(load_runs([grid]))
     md = render(tables, "markdown")
     assert "| method | n | R@1 | R@2 | R@10 | config |" in md
-    assert "| loss=margin | 3 | 60.0 ± 10.0 | 80.0 ± 10.0 | 95.0 ± 0.0 | `loss=margin` |" in md
+    assert "| **loss=margin** (best) | 3 | 60.0 ± 10.0 | 80.0 ± 10.0 | 95.0 ± 0.0 | `loss=margin` |" in md
     assert "| Wu et al. 2017 (published) | – | 63.6 | 74.4 | – |" in md
     tex = render(tables, "latex")
     assert "\\begin{tabular}{llrrr}" in tex and "60.0 $\\pm$ 10.0" in tex
@@ -140,6 +140,7 @@ def test_markdown_latex_and_csv(grid):
     margin = next(r for r in rows if r["method"] == "loss=margin")
     assert float(margin["recall@1"]) == pytest.approx(60.0) and float(margin["recall@1_std"]) == pytest.approx(10.0)
     assert margin["config"] == "experiment=wu2017_margin_cub loss=margin" and margin["n"] == "3"
+    assert margin["best"] == "best" and next(r for r in rows if r["method"] == "loss=triplet")["best"] == ""
     published = next(r for r in rows if r["source"] == "published")
     assert published["recall@1"] == "63.6" and published["recall@10"] == ""
     with pytest.raises(ReportError, match="--format 'html'"):
@@ -185,4 +186,65 @@ def test_cli_plots_page(grid, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "dml.viz.page", None)  # an installation without the plots module
     assert main([str(grid), "--plots"]) == 1
     captured = capsys.readouterr()
-    assert "| loss=margin |" in captured.out and "--plots needs dml.viz.page.write_plots_page" in captured.err
+    assert "| **loss=margin** (best) |" in captured.out and "--plots needs dml.viz.page.write_plots_page" in captured.err
+
+
+def test_separate_runs_are_labelled_by_the_overrides_that_differ(tmp_path):
+    """Runs started one by one: each row is named by what was typed beyond the shared overrides,
+    not by the resolved config keys a swapped loss or sampler changes."""
+    triplet = {"_target_": "dml.losses.TripletLoss", "margin": 0.1, "swap": False, "smooth": True}
+    semihard = {"_target_": "dml.samplers.SemiHardSampler", "cutoff": 0.5, "nonzero_loss_cutoff": 1.4}
+    write_run(tmp_path / "a", 0, {"recall@1": 0.5}, ["logger=csv"])
+    # eval.* does not split rows, so it does not name one either (it stays in the row's config)
+    write_run(tmp_path / "b", 0, {"recall@1": 0.4}, ["logger=csv", "loss=triplet", "eval.before_training=true"],
+              loss=triplet)
+    write_run(tmp_path / "c", 0, {"recall@1": 0.6}, ["logger=csv", "sampler=semihard"], sampler=semihard)
+    (table,) = summarize(load_runs([tmp_path]))
+    assert [r.method for r in table.rows] == ["sampler=semihard", "(defaults)", "loss=triplet"]
+    assert table.common == "logger=csv" and table.rows[2].config == "loss=triplet eval.before_training=true"
+    # without saved overrides, a swapped class names its node once, not each of its settings
+    for run in ("a", "b", "c"):
+        (tmp_path / run / ".hydra" / "overrides.yaml").unlink()
+    (table,) = summarize(load_runs([tmp_path]))
+    assert [r.method for r in table.rows] == [
+        "loss=MarginLoss sampler=SemiHardSampler", "loss=MarginLoss", "loss=TripletLoss"
+    ]
+
+
+def test_sweep_rows_are_sorted_best_first_by_the_monitor_and_the_best_is_marked(tmp_path):
+    for i, (margin, r1, mapr) in enumerate([(0.1, 0.50, 0.30), (0.2, 0.70, 0.20), (0.3, 0.60, 0.25)]):
+        write_run(tmp_path / str(i), 0, {"recall@1": r1, "map@r": mapr}, ["loss=margin", f"loss.margin={margin}"],
+                  loss={"_target_": "dml.losses.MarginLoss", "margin": margin}, monitor="map@r")
+    (table,) = summarize(load_runs([tmp_path]))
+    assert table.sorted_by == "map@r"
+    assert [r.method for r in table.rows] == ["loss.margin=0.1", "loss.margin=0.3", "loss.margin=0.2"]
+    assert [r.best for r in table.rows] == [True, False, False]
+    md = render([table], "markdown")
+    assert "| **loss.margin=0.1** (best) | 1 |" in md and "Rows best first by MAP@R (mean)." in md
+    assert "\\textbf{loss.margin=0.1}" in render([table], "latex")
+    # runs that name no common monitor: the first column decides
+    for i in range(3):
+        path = tmp_path / str(i) / "results.json"
+        data = json.loads(path.read_text())
+        del data["config"]["monitor"]
+        path.write_text(json.dumps(data))
+    (table,) = summarize(load_runs([tmp_path]))
+    assert table.sorted_by == "recall@1" and table.rows[0].method == "loss.margin=0.2" and table.rows[0].best
+
+
+def test_baseline_columns_can_be_reported_as_rows(tmp_path, capsys):
+    for seed, (trained, untrained) in enumerate([(0.6, 0.2), (0.8, 0.4)]):
+        folder = write_run(tmp_path / str(seed), seed, {"recall@1": trained}, [])
+        data = json.loads((folder / "results.json").read_text())
+        data["baselines"] = {"untrained": {"recall@1": untrained}, "raw pixels": {"recall@1": 0.1, "nmi": 0.3}}
+        (folder / "results.json").write_text(json.dumps(data))
+    (plain,) = summarize(load_runs([tmp_path]))
+    assert [r.source for r in plain.rows] == ["ours"]
+    (table,) = summarize(load_runs([tmp_path]), baselines=True)
+    assert [(r.method, r.source, r.n) for r in table.rows] == [
+        ("ours", "ours", 2), ("ours: untrained", "baseline", 2), ("ours: raw pixels", "baseline", 2)
+    ]
+    assert table.rows[1].values["recall@1"] == (pytest.approx(30.0), pytest.approx(2 ** 0.5 * 10))
+    assert table.columns == ["recall@1", "nmi"]
+    assert main([str(tmp_path), "--baselines"]) == 0
+    assert "| ours: untrained | 2 | 30.0 ± 14.1 | – |" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 dml-data download cub200 --root ~/dml_data/cub200
 dml-data check sop --root ~/dml_data/sop [--verify-images]
+dml-data check folder --root /data/my_images --verify-images   # your own data (folder or csv)
 dml-data cache cub200 --root ... --cache-dir ... --size 256
 """
 
@@ -51,9 +52,20 @@ def _check(args: argparse.Namespace) -> int:
 
     info = dataset_info(args.name)
     root = Path(args.root or default_root(info.name)).expanduser()
+    options = {}
+    for flag, key, names in (
+        ("--csv-file", "csv_file", ("csv",)),
+        ("--train-fraction", "train_fraction", ("folder", "csv")),
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            if info.name not in names:
+                print(f"error: {flag} applies to {' and '.join(names)} only", file=sys.stderr)
+                return 2
+            options[key] = value
     try:
         reports = check_dataset(
-            info.name, root, verify_images=args.verify_images, progress=not args.quiet
+            info.name, root, verify_images=args.verify_images, progress=not args.quiet, **options
         )
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -68,7 +80,8 @@ def _cache(args: argparse.Namespace) -> int:
     info = dataset_info(args.name)
     root = Path(args.root or default_root(info.name)).expanduser()
     extra = {"crop_to_bbox": True} if args.crop_to_bbox else {}
-    for split in info.splits:
+    splits = getattr(info.cls, "available_splits", lambda root: info.splits)(root)
+    for split in splits:
         data = info.cls(
             root,
             split=split,
@@ -118,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("name", help=names)
     ck.add_argument("--root", help="dataset folder (default $DML_DATA/<name>)")
     ck.add_argument("--verify-images", action="store_true", help="also decode every image")
+    ck.add_argument("--csv-file", help="csv: the table under --root (dataset.csv_file)")
+    ck.add_argument(
+        "--train-fraction",
+        type=float,
+        help="folder, csv without a split column: share of the sorted classes for train "
+        "(dataset.train_fraction, default 0.5)",
+    )
     ck.add_argument("--quiet", action="store_true", help="no progress bar")
     ck.set_defaults(func=_check)
 

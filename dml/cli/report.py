@@ -8,12 +8,14 @@ import sys
 DESCRIPTION = """Read the results.json of runs and multiruns (folders are searched recursively) and print
 one table per dataset in the papers' layout: a row per method (runs grouped by their config minus the
 seed), mean ± std over the seeds in percent, the published numbers of the experiment beside ours, and
-the overrides that produced each row."""
+the overrides that produced each row (rows are named by the overrides that differ between them).
+Several rows are sorted best first by the runs' monitor metric, and the best is marked."""
 
 EPILOG = """examples:
   dml-report multirun/train/2026-01-31_10-00-00
   dml-report outputs/ --format latex --metrics recall@1,recall@2,recall@4,recall@8
-  dml-report multirun/ --format csv -o table.csv --plots plots.html"""
+  dml-report multirun/ --format csv -o table.csv --plots plots.html
+  dml-report outputs/train/ --baselines    # separate runs, with their untrained / raw-pixel rows"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", "-m", default=None, help="comma-separated metric columns, e.g. recall@1,map@r")
     p.add_argument("--ignore", action="append", default=[], metavar="KEY",
                    help="config key (dotted, wildcards allowed) that does not split rows, e.g. trainer.max_epochs")
+    p.add_argument("--baselines", action="store_true",
+                   help="add each row's baseline columns (untrained network, raw pixels) as rows under it")
     p.add_argument("--output", "-o", default=None, help="write the table to this file too (atomically)")
     p.add_argument("--plots", nargs="?", const="plots.html", default=None, metavar="PAGE",
                    help="also write a page with the plots of every run (default PAGE: plots.html)")
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = load_runs(args.paths)
         if not runs:
             raise ReportError(f"no finished run (results.json with metrics) under {', '.join(args.paths)}")
-        text = render(summarize(runs, ignore=args.ignore, metrics=metrics), args.format)
+        text = render(summarize(runs, ignore=args.ignore, metrics=metrics, baselines=args.baselines), args.format)
     except ReportError as err:
         print(f"dml-report: error: {err}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,18 +36,34 @@ class SplitReport:
 
 
 def check_dataset(
-    name: str, root: str | os.PathLike, verify_images: bool = False, progress: bool = False
+    name: str,
+    root: str | os.PathLike,
+    verify_images: bool = False,
+    progress: bool = False,
+    **options: Any,
 ) -> list[SplitReport]:
     """One report per split of ``name`` under ``root``; raises the dataset's own layout error
-    (which says how to get the files) when the folder does not hold the expected layout."""
+    (which says how to get the files) when the folder does not hold the expected layout.
+    ``options`` go to the dataset class (own data: csv_file, train_fraction), whose
+    ``available_splits`` names the splits when it has one."""
     info = dataset_info(name)
+    splits = (
+        info.cls.available_splits(root, **options)
+        if hasattr(info.cls, "available_splits")
+        else info.splits
+    )
     reports = []
-    for split in info.splits:
+    for split in splits:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DatasetCountWarning)
-            data = info.cls(root, split=split, check_counts=False, draft=False)
+            data = info.cls(root, split=split, check_counts=False, draft=False, **options)
         expected_images, expected_classes = data.expected_counts.get(split, (None, None))
         extra, extra_ok = "", True
+        if not data.expected_counts:  # own data: what sizes the batches can have
+            sizes = np.bincount(data.labels)[np.unique(data.labels)]
+            extra = f"{sizes.min()}-{sizes.max()} images per class"
+            if (sizes < 2).any():
+                extra += f", {int((sizes < 2).sum())} class(es) with 1 image (no positive)"
         if hasattr(data, "pairs"):
             expected_images = expected_classes = None  # the "pairs" subset has no official count
             extra = f"{len(data.pairs):,} pairs ({int(data.same.sum()):,} same) in {data.num_folds} folds"

@@ -33,6 +33,21 @@ class CsvDataset(ImageListDataset):
 
     name = "csv"
 
+    @staticmethod
+    def available_splits(
+        root: str | os.PathLike, csv_file: str = "labels.csv", **options
+    ) -> tuple[str, ...]:
+        """The table's split column values (train first), or train and test without one."""
+        table = Path(csv_file).expanduser()
+        table = table if table.is_absolute() else Path(root).expanduser() / table
+        if not table.is_file():
+            return ("train", "test")  # the dataset itself raises the error that says what to do
+        names = {r[2] for r in read_rows(table) if r[2] is not None}
+        if not names:
+            return ("train", "test")
+        order = ("train", "test", "query", "gallery")
+        return tuple(n for n in order if n in names) + tuple(sorted(names - set(order)))
+
     def __init__(
         self,
         root: str | os.PathLike,

@@ -6,15 +6,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
 from dml.data.folds import ClassSubset, fold_classes, fold_options
 from dml.data.transforms import build_transform
 from dml.world import EvalShardSampler, world
+
+
+@rank_zero_only
+def _print_rank_zero(text: str) -> None:
+    print(text)
 
 
 class DMLDataModule(pl.LightningDataModule):
@@ -41,6 +48,9 @@ class DMLDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.train_set: Dataset | None = None
         self.eval_sets: dict[str, Dataset] = {}
+        #: eval split -> images left out of it with skip_bad_images (missing or unreadable)
+        self.dropped_images: dict[str, int] = {}
+        self._summarised = False  # the split summary is printed once, at the first setup with training
         self.batch_sampler: ClassBalancedBatchSampler | None = None
         self._batch_sampler_state: dict[str, Any] | None = (
             None  # from a checkpoint, used by train_dataloader
@@ -82,17 +92,45 @@ class DMLDataModule(pl.LightningDataModule):
                     f"dataset={self.cfg.get('name')}: the config names no eval split; set dataset.test, "
                     "or dataset.query and dataset.gallery"
                 )
-            if (
-                folds is not None
-            ):  # the held-out partition of the train split, built with the eval transform
+            for name, ds in self.eval_sets.items():
+                self._drop_unreadable(name, ds)
+            if folds is not None:  # the held-out partition of the train split, built with the eval transform
                 source = self._build(self.cfg.train, train=False)
-                self.eval_sets["val"] = ClassSubset(source, fold_classes(source.labels, *folds)[1])
+                held_out = fold_classes(source.labels, *folds)[1]  # the classes training leaves out
+                self._drop_unreadable("val", source, classes=held_out)
+                self.eval_sets["val"] = ClassSubset(source, held_out)
             for name, ds in self.eval_sets.items():
                 if len(ds) == 0:
                     raise ValueError(
                         f"dataset={self.cfg.get('name')}: the {name} split is empty (0 images); point dataset.{name} "
                         "at a split with images (check dataset.root / paths.data_dir and the split's list files)"
                     )
+        if not self._summarised and self.train_set is not None:
+            self._summarised = True
+            _print_rank_zero("\n".join(self.split_summary()))
+
+    def split_summary(self) -> list[str]:
+        """One line per split: its images and classes (and images left out by skip_bad_images)."""
+        name = self.cfg.get("name")
+        sets = {"train": self.train_set, **self.eval_sets} if self.train_set is not None else self.eval_sets
+        lines = []
+        for split, ds in sets.items():
+            line = f"dataset {name} {split}: {len(ds):,} images, {len(np.unique(ds.labels)):,} classes"
+            if self.dropped_images.get(split):
+                line += f" ({self.dropped_images[split]:,} unreadable or missing left out)"
+            lines.append(line)
+        return lines
+
+    def _drop_unreadable(self, name: str, ds: Dataset, classes: Any = None) -> None:
+        """With skip_bad_images, leave the eval split's missing and unreadable images out (of
+        the given labels only, when `classes` is set) and count them in dropped_images."""
+        if not getattr(ds, "skip_bad_images", False):
+            return
+        ds.drop_unreadable(int(self.cfg.get("num_workers", 0)), classes=classes)
+        wanted = ds.classes if classes is None else ds.classes[np.asarray(classes)]
+        self.dropped_images[name] = sum(
+            1 for _, class_id in ds.dropped_images if class_id in set(wanted.tolist())
+        )
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup('fit') first"

@@ -28,6 +28,13 @@ class FolderDataset(ImageListDataset):
 
     name = "folder"
 
+    @staticmethod
+    def available_splits(root: str | os.PathLike, **options) -> tuple[str, ...]:
+        """The splits under ``root``: its train/test sub-folders, or the class-disjoint cut."""
+        root = Path(root).expanduser()
+        named = tuple(s for s in ("train", "test") if (root / s).is_dir())
+        return named if named else ("train", "test")
+
     def __init__(
         self,
         root: str | os.PathLike,

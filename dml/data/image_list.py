@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from dml.data.decode import BadImageError, Box, ResizedCache, open_image
 
@@ -31,6 +31,24 @@ class DatasetCountWarning(UserWarning):
 
 class BadImageWarning(UserWarning):
     """An unreadable image was skipped (``skip_bad_images=True``)."""
+
+
+class _Readable(Dataset):
+    """Item i -> whether image ``indices[i]`` of ``images`` decodes: drop_unreadable's check,
+    run by a DataLoader so that its workers share the decoding."""
+
+    def __init__(self, images: ImageListDataset, indices: np.ndarray) -> None:
+        self.images, self.indices = images, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> bool:
+        try:
+            self.images.load_image(int(self.indices[index]))
+        except BadImageError:
+            return False
+        return True
 
 
 def require_file(path: Path, dataset: str, hint: str) -> Path:
@@ -90,6 +108,11 @@ class ImageListDataset(Dataset):
         self.transform = transform
         self.draft = bool(draft)
         self.skip_bad_images = bool(skip_bad_images)
+        # skip_bad_images: images dropped from the split (missing at construction, unreadable
+        # in drop_unreadable); an image that fails later is replaced (training) unless
+        # drop_unreadable ran (evaluation: its split must hold readable images only)
+        self.dropped_images: list[tuple[str, Any]] = []  # (path, original class id)
+        self.replace_bad_images = self.skip_bad_images
         if len(paths) != len(class_ids):
             raise ValueError(f"{self.name}: {len(paths)} paths but {len(class_ids)} class ids")
         if len(paths) == 0:
@@ -98,7 +121,7 @@ class ImageListDataset(Dataset):
             )
         paths = list(paths)
         class_ids = _as_id_array(class_ids)
-        keep = self._existing(paths)
+        keep = self._existing(paths, class_ids)
         if not keep.all():
             paths = [p for p, k in zip(paths, keep, strict=True) if k]
             class_ids = class_ids[keep]
@@ -134,7 +157,7 @@ class ImageListDataset(Dataset):
             self._check_counts()
 
     # -- construction helpers ------------------------------------------------------------
-    def _existing(self, paths: list[str]) -> np.ndarray:
+    def _existing(self, paths: list[str], class_ids: np.ndarray) -> np.ndarray:
         keep = np.fromiter((os.path.isfile(self.image_root / p) for p in paths), bool, len(paths))
         missing = [p for p, k in zip(paths, keep, strict=True) if not k]
         if not missing:
@@ -155,7 +178,60 @@ class ImageListDataset(Dataset):
             BadImageWarning,
             stacklevel=3,
         )
+        self.dropped_images += [
+            (p, c) for p, c, k in zip(paths, class_ids.tolist(), keep, strict=True) if not k
+        ]
         return keep
+
+    def drop_unreadable(self, num_workers: int = 0, classes: Sequence[int] | None = None) -> int:
+        """Decode every image (of the given labels only, when ``classes`` is set) once and remove
+        those that fail from the split: with ``skip_bad_images=True``, for evaluation, where a
+        replaced image would stay a query with an exact duplicate in the gallery. Warns once;
+        returns how many were removed. With a disk cache the pass fills it, so later
+        evaluations do not decode twice."""
+        if not self.skip_bad_images:
+            raise ValueError(f"{self.name}: drop_unreadable needs skip_bad_images=True")
+        checked = np.flatnonzero(
+            np.ones(len(self), bool) if classes is None else np.isin(self.labels, classes)
+        )
+        loader = DataLoader(
+            _Readable(self, checked), batch_size=64, num_workers=num_workers, collate_fn=list
+        )
+        readable = np.ones(len(self), dtype=bool)
+        readable[checked] = np.fromiter(
+            (ok for batch in loader for ok in batch), dtype=bool, count=len(checked)
+        )
+        self.replace_bad_images = False  # from now on a failing image is an error
+        bad = [
+            (p, c)
+            for p, c, ok in zip(self.paths, self.class_ids.tolist(), readable, strict=True)
+            if not ok
+        ]
+        if not bad:
+            return 0
+        if not readable.any():
+            raise BadImageError(
+                f"{self.name}: none of the {len(self)} images of split {self.split!r} under "
+                f"{self.image_root} can be decoded (first: {self.image_root / bad[0][0]})"
+            )
+        self._keep_items(readable)
+        self.dropped_images += bad
+        shown = ", ".join(str(self.image_root / p) for p, _ in bad[:3])
+        warnings.warn(
+            f"{self.name}: dropped {len(bad)} unreadable image(s) from split {self.split!r}, "
+            f"e.g. {shown}",
+            BadImageWarning,
+            stacklevel=2,
+        )
+        return len(bad)
+
+    def _keep_items(self, keep: np.ndarray) -> None:
+        """Keep only the items where ``keep`` is true (subclasses with item indices remap them)."""
+        self.paths = [p for p, k in zip(self.paths, keep, strict=True) if k]
+        self.class_ids = self.class_ids[keep]
+        self.labels = self.labels[keep]
+        if self.boxes is not None:
+            self.boxes = self.boxes[keep]
 
     def _check_counts(self) -> None:
         expected = self.expected_counts.get(self.split)
@@ -193,6 +269,9 @@ class ImageListDataset(Dataset):
         return open_image(path, decode_size, self.box(index))
 
     def load_image_or_substitute(self, index: int) -> tuple[Image.Image, int]:
+        """Image ``index``, or with skip_bad_images (training) another image of its class when
+        it cannot be decoded: the batch keeps its class balance. Warns at the first such image
+        in this process (each DataLoader worker is one) and counts the rest in ``bad_images``."""
         try:
             return self.load_image(index), index
         except BadImageError as err:
@@ -200,12 +279,18 @@ class ImageListDataset(Dataset):
                 raise BadImageError(
                     f"{err} (set dataset.skip_bad_images=true to skip such files)"
                 ) from err
+            if not self.replace_bad_images:
+                raise BadImageError(
+                    f"{err} (it was readable when split {self.split!r} was checked)"
+                ) from err
             self.bad_images += 1
-            warnings.warn(
-                f"{self.name}: skipped bad image #{self.bad_images} in this process: {err}",
-                BadImageWarning,
-                stacklevel=3,
-            )
+            if self.bad_images == 1:
+                warnings.warn(
+                    f"{self.name}: replacing unreadable images of split {self.split!r} by other "
+                    f"images of their class (warned once per process), first: {err}",
+                    BadImageWarning,
+                    stacklevel=3,
+                )
         # another image of the same class keeps the batch's class balance
         same = np.flatnonzero(self.labels == self.labels[index])
         for other in np.roll(same, -int(np.searchsorted(same, index)) - 1):

@@ -148,3 +148,11 @@ class LFW(ImageListDataset):
                 DatasetCountWarning,
                 stacklevel=2,
             )
+
+    def _keep_items(self, keep: np.ndarray) -> None:
+        """Drop items (unreadable images) and every pair that uses one; kept pairs are re-indexed."""
+        super()._keep_items(keep)
+        valid = keep[self.pairs].all(axis=1)
+        self.pairs = (np.cumsum(keep) - 1)[self.pairs[valid]].reshape(-1, 2)
+        self.same = self.same[valid]
+        self.fold = self.fold[valid]

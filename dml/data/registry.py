@@ -8,13 +8,20 @@ from pathlib import Path
 
 from dml.data.cars import HAND_DOWNLOAD as CARS_HAND_DOWNLOAD
 from dml.data.cars import Cars196
+from dml.data.csvfile import CsvDataset
 from dml.data.cub import CUB200
 from dml.data.download import Archive
+from dml.data.folder import FolderDataset
 from dml.data.image_list import ImageListDataset
 from dml.data.inshop import HAND_DOWNLOAD as INSHOP_HAND_DOWNLOAD
 from dml.data.inshop import InShop
 from dml.data.lfw import LFW
 from dml.data.sop import StanfordOnlineProducts
+
+OWN_DATA = (
+    "this is your own data, nothing to download: put it under ROOT (see the README's "
+    "'Own data'), then check it with `dml-data check <folder|csv> --root ROOT --verify-images`"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ DATASETS: dict[str, DatasetInfo] = {
                 ),
             ),
         ),
+        # your own images: no official counts, the splits come from the folder or the table
+        DatasetInfo("folder", FolderDataset, ("train", "test"), hand_download=OWN_DATA),
+        DatasetInfo("csv", CsvDataset, ("train", "test"), hand_download=OWN_DATA),
     )
 }
 

@@ -321,6 +321,7 @@ def report(
         "global_step": trainer.global_step,
         "train_seconds": round(seconds, 2),
         "nonfinite_steps": module.nonfinite.skipped,
+        "dropped_eval_images": run.datamodule.dropped_images,  # skip_bad_images: left out, per split
         "resumed_from": run.ckpt_path,
         # the checkpoint whose weights gave `metrics` (dml-eval ckpt=<it> reproduces them)
         "metrics_from": selected

@@ -117,3 +117,40 @@ def test_datamodule_without_folds_has_no_val_split_and_a_bad_fold_fails_setup():
     assert set(dm.eval_sets) == {"test"} and len(dm.train_set) == 8 * 3
     with pytest.raises(ValueError, match=r"dataset\.fold=4 is not valid with dataset\.folds=4"):
         DMLDataModule(_synthetic(folds=4, fold=4)).setup("fit")
+
+
+def test_datamodule_drops_unreadable_val_images_and_counts_only_the_held_out_ones(tmp_path):
+    """skip_bad_images with folds: the val split (held-out train classes) loses its unreadable
+    images and counts them; a bad image of a training class is not val's (training replaces it)."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    for split, first in (("train", 0), ("test", 4)):
+        for c in range(first, first + 4):
+            (root / split / f"c{c}").mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (8, 8), (10 * c, i, 0)).save(root / split / f"c{c}" / f"{i}.png")
+    (root / "train" / "c3" / "0.png").write_bytes(b"broken")  # held out by fold 1 of 2 (c2, c3)
+    (root / "train" / "c0" / "1.png").write_bytes(b"broken")  # a training class of fold 1
+    (root / "test" / "c5" / "2.png").write_bytes(b"broken")
+    node = {"_target_": "dml.data.FolderDataset", "root": str(root), "skip_bad_images": True,
+            "draft": False}
+    cfg = {"name": "folder", "folds": 2, "fold": 1, "num_workers": 0,
+           "train": {**node, "split": "train"}, "test": {**node, "split": "test"},
+           "transform": {"train": {"crop": 8}, "eval": {"resize": 8, "crop": 8}}}
+    dm = DMLDataModule(cfg)
+    with pytest.warns(UserWarning, match="unreadable"):
+        dm.setup("fit")
+    assert dm.dropped_images == {"test": 1, "val": 1}
+    assert len(dm.eval_sets["test"]) == 11 and len(dm.eval_sets["val"]) == 5
+    assert sorted(set(dm.eval_sets["val"].labels.tolist())) == [2, 3]
+
+
+def test_setup_prints_one_line_per_split_once(capsys):
+    dm = DMLDataModule(_synthetic(folds=4, fold=0))
+    dm.setup("fit")
+    dm.setup("fit")  # Lightning calls setup again: no second summary
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("dataset ")]
+    assert len(lines) == 3
+    assert lines[0].endswith("train: 18 images, 6 classes")
+    assert lines[1].split(": ")[0].endswith(" test") and lines[2].endswith("val: 6 images, 2 classes")

@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,17 +38,42 @@ def test_not_an_image_error_names_file(cub_root):
         data[0]
 
 
-def test_skip_bad_images_substitutes_same_class_and_counts(cub_root):
+def test_skip_bad_images_substitutes_same_class_warns_once_and_counts(cub_root):
     root, _ = cub_root
     data = CUB200(root, split="train", skip_bad_images=True)
     _truncate(data.image_root / data.paths[2])
-    with pytest.warns(BadImageWarning, match="skipped bad image #1"):
+    with pytest.warns(BadImageWarning, match="replacing unreadable images") as caught:
         image, label = data[2]
+    assert len(caught) == 1
     assert label == data.labels[2]
     assert image.size[1] - 10 == data.class_ids[2]  # an image of the same class
     assert data.bad_images == 1
-    with pytest.warns(BadImageWarning, match="#2"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BadImageWarning)  # the training loads again: no new warning
         data[2]
+    assert data.bad_images == 2
+
+
+def test_drop_unreadable_leaves_bad_images_out_of_an_eval_split(cub_root):
+    root, _ = cub_root
+    data = CUB200(root, split="test", skip_bad_images=True, crop_to_bbox=True)
+    before, boxes = list(data.paths), data.boxes.copy()
+    _truncate(data.image_root / data.paths[1])
+    (data.image_root / data.paths[4]).write_bytes(b"not an image")
+    with pytest.warns(BadImageWarning, match="dropped 2 unreadable image") as caught:
+        assert data.drop_unreadable() == 2
+    assert len(caught) == 1
+    assert data.paths == [p for k, p in enumerate(before) if k not in (1, 4)]
+    assert [p for p, _ in data.dropped_images] == [before[1], before[4]]
+    assert len(data.labels) == len(data.class_ids) == len(data) == len(before) - 2
+    assert np.array_equal(data.boxes, np.delete(boxes, [1, 4], axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BadImageWarning)  # every evaluation: silent, nothing replaced
+        assert [data[i][1] for i in range(len(data))] == data.labels.tolist()
+    # an image that breaks after the check is an error, never a duplicate of another image
+    (data.image_root / data.paths[0]).write_bytes(b"broken later")
+    with pytest.raises(BadImageError, match="readable when split 'test' was checked"):
+        data[0]
 
 
 def test_missing_files_error_or_skip(cub_root):
@@ -60,6 +86,7 @@ def test_missing_files_error_or_skip(cub_root):
         skipped = CUB200(root, split="test", skip_bad_images=True)
     assert len(skipped) == len(data) - 1
     assert data.paths[1] not in skipped.paths
+    assert skipped.dropped_images == [(data.paths[1], data.class_ids[1])]
 
 
 def test_counts_warning_can_be_turned_off(cub_root):

@@ -59,3 +59,19 @@ def test_train_split_is_identity_disjoint_from_pairs(lfw_root, image_writer):
     train = LFW(root, split="train")
     assert set(train.class_ids.tolist()) == {"New_Person"}  # Unused_Person has 1 image only
     assert len(train) == 2 and train.pairs.shape == (0, 2) and len(train.same) == 0
+
+
+def test_dropping_an_unreadable_image_drops_its_pairs_and_reindexes_the_rest(lfw_root):
+    root, pairs = lfw_root
+    data = LFW(root, skip_bad_images=True)
+    bad = data.paths[int(data.pairs[0, 0])]
+    (data.image_root / bad).write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match="dropped 1 unreadable image"):
+        assert data.drop_unreadable() == 1
+    assert bad not in data.paths and len(data.pairs) == len(data.same) == len(data.fold)
+    kept = [(p, s) for p, s in zip(pairs, LFW(root).same, strict=True)
+            if bad not in (image_path(p[0], p[1]), image_path(p[2], p[3]))]
+    assert 0 < len(kept) < len(pairs) and len(data.pairs) == len(kept)
+    for ((a, i, b, j), same), (ia, ib), got_same in zip(kept, data.pairs, data.same, strict=True):
+        assert data.paths[ia] == image_path(a, i) and data.paths[ib] == image_path(b, j)
+        assert got_same == same

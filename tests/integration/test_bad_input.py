@@ -92,6 +92,17 @@ FOLDER = ("dataset=folder", "dataset.num_workers=0", "dataset.image_size=8", "da
           "dataset.m_per_class=2", "dataset.draft=false")
 
 
+def test_the_folder_defaults_train_on_a_small_own_set(compose_cfg, fast_run, tmp_path):
+    # 16 classes of 4 images, cut 8/8: the shipped batch shape and workers fit (16 classes per
+    # batch did not); only the image size is shrunk for speed
+    root = _image_folder(tmp_path / "images", classes=8, per_class=4)
+    size = [o for o in FOLDER if "size" in o or "crop" in o or "resize" in o]
+    cfg = compose_cfg(*fast_run, "backbone.net.width=4", "dataset.metrics.nmi=false",
+                      "trainer.limit_val_batches=1", "dataset=folder", f"dataset.root={root}", *size)
+    result = train(cfg)
+    assert result["global_step"] == 1 and result["metrics"]["num_queries"] == 32  # 8 x 4 a step
+
+
 def test_empty_eval_split(tiny_cfg, tmp_path):
     root = _image_folder(tmp_path / "images", with_test=False)
     message = _fails_cleanly(tiny_cfg(*FOLDER, f"dataset.root={root}"), "no images")
@@ -115,6 +126,22 @@ def test_corrupt_image_names_the_file_and_the_switch(tiny_cfg, tmp_path):
     (root / "test" / "c3" / "0.png").write_bytes(b"not a png")  # every evaluation reads it
     with pytest.raises(BadImageError, match=r"c3/0\.png.*dataset.skip_bad_images=true"):
         train(tiny_cfg(*FOLDER, f"dataset.root={root}"))
+
+
+def test_skipped_eval_image_is_dropped_counted_and_warned_about_once(tiny_cfg, tmp_path):
+    # 3 test classes x 4 images, one corrupt: 11 queries, not 12 with a duplicate of a readable one
+    root = _image_folder(tmp_path / "images")
+    (root / "test" / "c3" / "0.png").write_bytes(b"not a png")
+    cfg = tiny_cfg(*FOLDER, f"dataset.root={root}", "dataset.skip_bad_images=true",
+                   "trainer.max_epochs=2", "trainer.limit_val_batches=null")
+    with pytest.warns(UserWarning) as caught:
+        result = train(cfg)
+    bad = [w for w in caught if "unreadable" in str(w.message)]
+    assert len(bad) == 1 and "c3/0.png" in str(bad[0].message)  # two evaluations, one warning
+    assert result["metrics"]["num_queries"] == 11
+    assert result["dropped_eval_images"] == {"test": 1}
+    saved = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
+    assert saved["dropped_eval_images"] == {"test": 1}
 
 
 # ---- checkpoints ------------------------------------------------------------------------------------

@@ -65,7 +65,14 @@ def test_triplets_to_pairs_keeps_each_term():
     assert isinstance(pairs, Pairs)
     assert pairs.pos_anchor.tolist() == [0, 0, 1] and pairs.positive.tolist() == [1, 1, 0]
     assert pairs.neg_anchor.tolist() == [0, 0, 1] and pairs.negative.tolist() == [2, 3, 2]
-    assert to_triplets(pairs) is not None and to_pairs(pairs) is pairs
+    assert to_pairs(pairs) is pairs
+    # back to triplets: each positive pair with each negative pair of its anchor (anchor 0 has
+    # positives 1, 1 and negatives 2, 3; anchor 1 positive 0 and negative 2)
+    back = to_triplets(pairs)
+    assert isinstance(back, Triplets)
+    assert sorted(zip(*(x.tolist() for x in back), strict=True)) == [
+        (0, 1, 2), (0, 1, 2), (0, 1, 3), (0, 1, 3), (1, 0, 2)
+    ]
     # plain tuples (e.g. from a pytorch-metric-learning miner) are accepted too
     assert isinstance(to_pairs(tuple(t)), Pairs)
     assert isinstance(to_triplets(tuple(pairs)), Triplets)
