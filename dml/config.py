@@ -22,7 +22,9 @@ def config_dir() -> Path:
     for candidate in (here / "configs", here.parent / "configs"):
         if (candidate / "train.yaml").is_file():
             return candidate
-    raise FileNotFoundError(f"dml's configs/ folder is missing (looked in {here / 'configs'} and {here.parent / 'configs'})")
+    raise FileNotFoundError(
+        f"dml's configs/ folder is missing (looked in {here / 'configs'} and {here.parent / 'configs'})"
+    )
 
 
 # option -> (accepted python types, predicate, what is expected); None values are skipped
@@ -36,10 +38,26 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "trainer.num_nodes": ((int,), lambda v: v >= 1, "a positive integer"),
     "trainer.accumulate_grad_batches": ((int,), lambda v: v >= 1, "a positive integer"),
     "trainer.fast_dev_run": ((bool, int), lambda v: v >= 0, "true/false or a number of batches"),
-    "trainer.limit_train_batches": ((int, float), lambda v: v >= 0, "a fraction in [0, 1] or a number of batches"),
-    "trainer.limit_val_batches": ((int, float), lambda v: v >= 0, "a fraction in [0, 1] or a number of batches"),
-    "dataset.classes_per_batch": ((int,), lambda v: v >= 2, "an integer >= 2 (negatives need a second class)"),
-    "dataset.m_per_class": ((int,), lambda v: v >= 2, "an integer >= 2 (positives need a second image)"),
+    "trainer.limit_train_batches": (
+        (int, float),
+        lambda v: v >= 0,
+        "a fraction in [0, 1] or a number of batches",
+    ),
+    "trainer.limit_val_batches": (
+        (int, float),
+        lambda v: v >= 0,
+        "a fraction in [0, 1] or a number of batches",
+    ),
+    "dataset.classes_per_batch": (
+        (int,),
+        lambda v: v >= 2,
+        "an integer >= 2 (negatives need a second class)",
+    ),
+    "dataset.m_per_class": (
+        (int,),
+        lambda v: v >= 2,
+        "an integer >= 2 (positives need a second image)",
+    ),
     "dataset.num_workers": ((int,), lambda v: v >= 0, "a non-negative integer"),
     "optimizer.lr": ((int, float), lambda v: v > 0, "a positive number"),
     "optimizer.weight_decay": ((int, float), lambda v: v >= 0, "a non-negative number"),
@@ -50,9 +68,15 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "nonfinite": ((str,), lambda v: v in ("skip", "stop"), "skip or stop"),
     "nonfinite_patience": ((int,), lambda v: v >= 0, "an integer >= 0 (0: never stop)"),
     "xbm.memory_size": ((int,), lambda v: v >= 0, "a non-negative integer (0 turns XBM off)"),
-    "xbm.memory_start": ((int,), lambda v: v >= 0, "a non-negative integer (steps before the memory fills)"),
+    "xbm.memory_start": (
+        (int,),
+        lambda v: v >= 0,
+        "a non-negative integer (steps before the memory fills)",
+    ),
     "callbacks.last_checkpoint.every_n_train_steps": (
-        (int,), lambda v: v >= 1, "a positive integer (null: last.ckpt after evaluations and at the end only)"
+        (int,),
+        lambda v: v >= 1,
+        "a positive integer (null: last.ckpt after evaluations and at the end only)",
     ),
 }
 
@@ -97,5 +121,10 @@ def validate_class_sizes(cfg: DictConfig, labels: Any) -> None:
     if small:
         log.warning(
             "dataset.m_per_class=%d: %d of %d %s train classes have fewer images (the smallest has %d); "
-            "their batches repeat images", m, small, len(counts), name, counts.min(),
+            "their batches repeat images",
+            m,
+            small,
+            len(counts),
+            name,
+            counts.min(),
         )

@@ -122,7 +122,9 @@ def find_results(paths: Iterable[str | os.PathLike]) -> list[Path]:
         elif path.is_dir():
             found.extend(sorted(path.rglob("results.json")))
         else:
-            raise ReportError(f"{path} does not exist (give run folders, multirun folders or results.json files)")
+            raise ReportError(
+                f"{path} does not exist (give run folders, multirun folders or results.json files)"
+            )
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique
 
@@ -142,7 +144,11 @@ def _overrides(run_dir: Path) -> list[str] | None:
 
 
 def _scores(node: Any) -> dict[str, float]:
-    return {k: float(v) for k, v in node.items() if isinstance(v, (int, float))} if isinstance(node, dict) else {}
+    return (
+        {k: float(v) for k, v in node.items() if isinstance(v, (int, float))}
+        if isinstance(node, dict)
+        else {}
+    )
 
 
 def load_run(path: str | os.PathLike) -> RunResult:
@@ -159,7 +165,9 @@ def load_run(path: str | os.PathLike) -> RunResult:
     metrics = _scores(data["metrics"])
     baselines = {str(k): _scores(v) for k, v in (data.get("baselines") or {}).items() if _scores(v)}
     overrides = _overrides(path.parent)
-    return RunResult(path, dataset, metrics, config, overrides or [], overrides is not None, baselines)
+    return RunResult(
+        path, dataset, metrics, config, overrides or [], overrides is not None, baselines
+    )
 
 
 def load_runs(paths: Iterable[str | os.PathLike]) -> list[RunResult]:
@@ -212,7 +220,11 @@ def _override_key(override: str) -> str:
 
 def _short(value: str) -> str:
     value = json.loads(value)
-    if isinstance(value, str) and value.count(".") >= 1 and value.split(".")[0] in ("dml", "torch", "pytorch_metric_learning"):
+    if (
+        isinstance(value, str)
+        and value.count(".") >= 1
+        and value.split(".")[0] in ("dml", "torch", "pytorch_metric_learning")
+    ):
         return value.rsplit(".", 1)[-1]  # a _target_ class path: its class name
     return json.dumps(value) if not isinstance(value, str) else value
 
@@ -233,7 +245,9 @@ def _group_overrides(group: list[RunResult]) -> list[str]:
     return [o for o in _without_seed(group[0].overrides) if o in shared]
 
 
-def _labels(groups: list[list[RunResult]], keys: list[dict[str, str]], distinct: list[list[str]]) -> list[str]:
+def _labels(
+    groups: list[list[RunResult]], keys: list[dict[str, str]], distinct: list[list[str]]
+) -> list[str]:
     """A short name per group: its experiment's method, else what sets it apart from the other rows."""
     methods = [str((g[0].config.get("published") or {}).get("method") or "") for g in groups]
     if all(methods) and len(set(methods)) == len(methods):
@@ -269,7 +283,9 @@ def _labels(groups: list[list[RunResult]], keys: list[dict[str, str]], distinct:
 
 def _metric_order(names: Iterable[str]) -> list[str]:
     names = {n for n in names if not _COUNTS.search(n) and not n.startswith(_VALIDATION)}
-    recalls = sorted((n for n in names if n.startswith("recall@")), key=lambda n: int(n.split("@")[1]))
+    recalls = sorted(
+        (n for n in names if n.startswith("recall@")), key=lambda n: int(n.split("@")[1])
+    )
     known = [n for n in _ORDER if n in names]
     rest = sorted(names - set(recalls) - set(known))
     return recalls + known + rest
@@ -317,7 +333,10 @@ def summarize(
         distinct = [[o for o in ov if o not in common] for ov in overrides]
         # a row's name leaves out overrides of settings that do not split rows (eval.*, logger, ...)
         patterns = tuple(IGNORED) + tuple(ignore)
-        named = [[o for o in d if not any(fnmatchcase(_override_key(o), p) for p in patterns)] for d in distinct]
+        named = [
+            [o for o in d if not any(fnmatchcase(_override_key(o), p) for p in patterns)]
+            for d in distinct
+        ]
         labels = _labels(groups, keys, named)
         # per group: its ours row, its baseline rows, the identity of its published numbers
         blocks: list[tuple[Row, list[Row], str | None]] = []
@@ -329,23 +348,45 @@ def summarize(
             ident = json.dumps(published, sort_keys=True) if numbers else None
             if ident is not None and ident not in papers:
                 name = f"{published.get('paper', 'published')} (published)"
-                papers[ident] = Row(name, "published", None, {k: (v, None) for k, v in numbers.items()}, config)
-            ours = Row(label, "ours", len(group), _aggregate([r.metrics for r in group]), config,
-                       [r.run_dir for r in group])
+                papers[ident] = Row(
+                    name, "published", None, {k: (v, None) for k, v in numbers.items()}, config
+                )
+            ours = Row(
+                label,
+                "ours",
+                len(group),
+                _aggregate([r.metrics for r in group]),
+                config,
+                [r.run_dir for r in group],
+            )
             extra = []
             if baselines:
                 for name in dict.fromkeys(b for r in group for b in r.baselines):
                     scores = [r.baselines[name] for r in group if name in r.baselines]
-                    extra.append(Row(f"{label}: {name}", "baseline", len(scores), _aggregate(scores), config,
-                                     [r.run_dir for r in group if name in r.baselines]))
+                    extra.append(
+                        Row(
+                            f"{label}: {name}",
+                            "baseline",
+                            len(scores),
+                            _aggregate(scores),
+                            config,
+                            [r.run_dir for r in group if name in r.baselines],
+                        )
+                    )
             blocks.append((ours, extra, ident))
         reported = set().union(*(row.values for ours, extra, _ in blocks for row in (ours, *extra)))
         reported |= set().union(*(p.values for p in papers.values()))
         columns = _metric_order(reported)
         if metrics:  # validation metrics only when asked for by name
-            unknown = [m for m in metrics if m not in columns and not (m.startswith(_VALIDATION) and m in reported)]
+            unknown = [
+                m
+                for m in metrics
+                if m not in columns and not (m.startswith(_VALIDATION) and m in reported)
+            ]
             if unknown:
-                raise ReportError(f"--metrics {','.join(unknown)}: not reported for {dataset}; available: {', '.join(columns)}")
+                raise ReportError(
+                    f"--metrics {','.join(unknown)}: not reported for {dataset}; available: {', '.join(columns)}"
+                )
             columns = list(metrics)
         sorted_by = _sort_metric(groups, columns) if len(blocks) > 1 else None
         if sorted_by is not None:
@@ -407,11 +448,24 @@ def _markdown(tables: list[Table]) -> str:
         if t.common:
             out.append(f"\nEvery row: `{t.common}` (plus its own config).")
         out.append("")
-    out.append("Percent; mean ± standard deviation over the n runs (seeds or training folds) of each row.")
+    out.append(
+        "Percent; mean ± standard deviation over the n runs (seeds or training folds) of each row."
+    )
     return "\n".join(out) + "\n"
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _tex(text: str) -> str:
@@ -425,13 +479,20 @@ def _latex(tables: list[Table]) -> str:
         out.append("\\begin{table}[t]\n\\centering")
         out.append(f"\\caption{{{_tex(t.dataset)}}}")
         out.append("\\begin{tabular}{ll" + "r" * len(t.columns) + "}\n\\toprule")
-        out.append(" & ".join(["Method", "n", *(_tex(header(c)) for c in t.columns)]) + " \\\\\n\\midrule")
+        out.append(
+            " & ".join(["Method", "n", *(_tex(header(c)) for c in t.columns)]) + " \\\\\n\\midrule"
+        )
         for r in t.rows:
-            cells = [f"\\textbf{{{_tex(r.method)}}}" if r.best else _tex(r.method), "--" if r.n is None else str(r.n)]
+            cells = [
+                f"\\textbf{{{_tex(r.method)}}}" if r.best else _tex(r.method),
+                "--" if r.n is None else str(r.n),
+            ]
             cells += [_cell(r.values.get(c), " $\\pm$ ").replace("–", "--") for c in t.columns]
             out.append(" & ".join(cells) + " \\\\")
         out.append("\\bottomrule\n\\end{tabular}")
-        configs = [f"{_tex(r.method)}: \\texttt{{{_tex(r.config)}}}" for r in t.rows if r.source == "ours"]
+        configs = [
+            f"{_tex(r.method)}: \\texttt{{{_tex(r.config)}}}" for r in t.rows if r.source == "ours"
+        ]
         out.append("% configs: " + "; ".join(configs))
         if t.common:
             out.append(f"% every row: {_tex(t.common)}")
@@ -443,13 +504,26 @@ def _csv(tables: list[Table]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     columns = list(dict.fromkeys(c for t in tables for c in t.columns))
-    writer.writerow(["dataset", "method", "source", "n", *[f"{c}{s}" for c in columns for s in ("", "_std")], "config", "best"])
+    writer.writerow(
+        [
+            "dataset",
+            "method",
+            "source",
+            "n",
+            *[f"{c}{s}" for c in columns for s in ("", "_std")],
+            "config",
+            "best",
+        ]
+    )
     for t in tables:
         for r in t.rows:
             cells: list[Any] = [t.dataset, r.method, r.source, "" if r.n is None else r.n]
             for c in columns:
                 mean, std = r.values.get(c, (None, None))
-                cells += ["" if mean is None else round(mean, 4), "" if std is None else round(std, 4)]
+                cells += [
+                    "" if mean is None else round(mean, 4),
+                    "" if std is None else round(std, 4),
+                ]
             command = " ".join(x for x in (t.common, r.config) if x)  # the row's whole command
             writer.writerow([*cells, command, "best" if r.best else ""])
     return buffer.getvalue()
@@ -471,4 +545,6 @@ def report(
     baselines: bool = False,
 ) -> str:
     """Read the runs under `paths` and render their tables (the whole of `dml-report`'s table)."""
-    return render(summarize(load_runs(paths), ignore=ignore, metrics=metrics, baselines=baselines), fmt)
+    return render(
+        summarize(load_runs(paths), ignore=ignore, metrics=metrics, baselines=baselines), fmt
+    )

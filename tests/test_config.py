@@ -28,8 +28,10 @@ from dml.training.run import build_objective
         (["nonfinite=maybe"], "nonfinite='maybe' is not valid: expected skip or stop"),
         (["nonfinite_patience=-1"], "nonfinite_patience=-1 is not valid"),
         (["resume=maybe"], "resume='maybe' is not valid: expected true or false"),
-        (["callbacks.last_checkpoint.every_n_train_steps=0"],
-         "callbacks.last_checkpoint.every_n_train_steps=0 is not valid: expected a positive integer"),
+        (
+            ["callbacks.last_checkpoint.every_n_train_steps=0"],
+            "callbacks.last_checkpoint.every_n_train_steps=0 is not valid: expected a positive integer",
+        ),
     ],
 )
 def test_bad_values_name_the_option_the_value_and_what_is_expected(compose_cfg, overrides, message):
@@ -41,7 +43,10 @@ def test_bad_values_name_the_option_the_value_and_what_is_expected(compose_cfg, 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["loss=triplet", "loss.margin=-0.1"], "loss.margin=-0.1 is not valid: expected a non-negative number"),
+        (
+            ["loss=triplet", "loss.margin=-0.1"],
+            "loss.margin=-0.1 is not valid: expected a non-negative number",
+        ),
         (["loss=margin", "loss.nu=-1"], "loss.nu=-1 is not valid"),
         (["loss=margin", "loss.beta=0"], "loss.beta=0 is not valid: expected a positive number"),
         (["loss=contrastive", "loss.neg_margin=-1"], "loss.neg_margin=-1 is not valid"),
@@ -51,7 +56,9 @@ def test_bad_values_name_the_option_the_value_and_what_is_expected(compose_cfg, 
         (["sampler=distance_weighted", "sampler.cutoff=-0.5"], "sampler.cutoff=-0.5 is not valid"),
     ],
 )
-def test_bad_loss_and_sampler_values_name_the_option_before_the_data_loads(compose_cfg, overrides, message):
+def test_bad_loss_and_sampler_values_name_the_option_before_the_data_loads(
+    compose_cfg, overrides, message
+):
     # the classes check their own arguments; build_objective runs before the datamodule is built
     cfg = compose_cfg(*overrides)
     validate(cfg)
@@ -61,8 +68,13 @@ def test_bad_loss_and_sampler_values_name_the_option_before_the_data_loads(compo
 
 @pytest.mark.parametrize(
     "overrides",
-    [[], ["loss=margin", "sampler=distance_weighted"], ["loss=multi_similarity", "sampler=multi_similarity"],
-     ["callbacks=none"], ["nonfinite=stop", "nonfinite_patience=0", "resume=true"]],
+    [
+        [],
+        ["loss=margin", "sampler=distance_weighted"],
+        ["loss=multi_similarity", "sampler=multi_similarity"],
+        ["callbacks=none"],
+        ["nonfinite=stop", "nonfinite_patience=0", "resume=true"],
+    ],
 )
 def test_shipped_configs_are_valid(compose_cfg, overrides):
     validate(compose_cfg(*overrides))
@@ -82,7 +94,9 @@ def test_class_sizes_that_fit_pass_silently(caplog):
 
 
 def test_more_classes_per_batch_than_classes():
-    with pytest.raises(ConfigError, match=r"dataset.classes_per_batch=4 .* only 3 classes; lower .* at most 3"):
+    with pytest.raises(
+        ConfigError, match=r"dataset.classes_per_batch=4 .* only 3 classes; lower .* at most 3"
+    ):
         validate_class_sizes(_dataset(4, 2), LABELS)
 
 
@@ -94,4 +108,7 @@ def test_m_per_class_above_the_largest_class():
 def test_m_per_class_above_some_classes_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="dml"):
         validate_class_sizes(_dataset(2, 4), LABELS)
-    assert "dataset.m_per_class=4: 1 of 3 toy train classes have fewer images (the smallest has 2)" in caplog.text
+    assert (
+        "dataset.m_per_class=4: 1 of 3 toy train classes have fewer images (the smallest has 2)"
+        in caplog.text
+    )

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = dict(a.split("=", 1) for a in args if "=" in a)
     bad = [a for a in args if "=" not in a]
     if bad or "ckpt" not in opts:
-        print(f"dml-eval: error: expected ckpt=PATH and key=value pairs, got {bad or args}\n\n{USAGE}", file=sys.stderr)
+        print(
+            f"dml-eval: error: expected ckpt=PATH and key=value pairs, got {bad or args}\n\n{USAGE}",
+            file=sys.stderr,
+        )
         return 2
     ckpt, out = opts.pop("ckpt"), opts.pop("out", None)
     paths = _checkpoints(ckpt)
@@ -50,9 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     what = paths[0] if len(paths) == 1 else f"{len(paths)} checkpoints, embeddings concatenated,"
     print(f"Metrics of {what} on {cfg.dataset.name}:")
     first = str(cfg.get("monitor", "map@r"))
-    print(format_table({"checkpoint": metrics}, first=first if first in metrics else first.removeprefix("val/")))
+    print(
+        format_table(
+            {"checkpoint": metrics}, first=first if first in metrics else first.removeprefix("val/")
+        )
+    )
     if out:
-        atomic_write_json(out, {"checkpoint": paths[0] if len(paths) == 1 else paths, "dataset": str(cfg.dataset.name), "metrics": metrics})
+        atomic_write_json(
+            out,
+            {
+                "checkpoint": paths[0] if len(paths) == 1 else paths,
+                "dataset": str(cfg.dataset.name),
+                "metrics": metrics,
+            },
+        )
     return 0
 
 

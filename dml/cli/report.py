@@ -22,20 +22,56 @@ def _parser() -> argparse.ArgumentParser:
     from dml.report import FORMATS
 
     p = argparse.ArgumentParser(
-        prog="dml-report", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="dml-report",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="run folders, multirun folders or results.json files")
-    p.add_argument("--format", "-f", choices=FORMATS, default="markdown", help="table format (default: markdown)")
-    p.add_argument("--metrics", "-m", default=None, help="comma-separated metric columns, e.g. recall@1,map@r")
-    p.add_argument("--ignore", action="append", default=[], metavar="KEY",
-                   help="config key (dotted, wildcards allowed) that does not split rows, e.g. trainer.max_epochs")
-    p.add_argument("--baselines", action="store_true",
-                   help="add each row's baseline columns (untrained network, raw pixels) as rows under it")
-    p.add_argument("--output", "-o", default=None, help="write the table to this file too (atomically)")
-    p.add_argument("--plots", nargs="?", const="plots.html", default=None, metavar="PAGE",
-                   help="also write a page with the plots of every run (default PAGE: plots.html)")
-    p.add_argument("--plots-format", choices=("html", "md"), default=None,
-                   help="page format (default: from the PAGE file name)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="run folders, multirun folders or results.json files",
+    )
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=FORMATS,
+        default="markdown",
+        help="table format (default: markdown)",
+    )
+    p.add_argument(
+        "--metrics", "-m", default=None, help="comma-separated metric columns, e.g. recall@1,map@r"
+    )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="config key (dotted, wildcards allowed) that does not split rows, e.g. trainer.max_epochs",
+    )
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="add each row's baseline columns (untrained network, raw pixels) as rows under it",
+    )
+    p.add_argument(
+        "--output", "-o", default=None, help="write the table to this file too (atomically)"
+    )
+    p.add_argument(
+        "--plots",
+        nargs="?",
+        const="plots.html",
+        default=None,
+        metavar="PAGE",
+        help="also write a page with the plots of every run (default PAGE: plots.html)",
+    )
+    p.add_argument(
+        "--plots-format",
+        choices=("html", "md"),
+        default=None,
+        help="page format (default: from the PAGE file name)",
+    )
     return p
 
 
@@ -64,8 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = load_runs(args.paths)
         if not runs:
-            raise ReportError(f"no finished run (results.json with metrics) under {', '.join(args.paths)}")
-        text = render(summarize(runs, ignore=args.ignore, metrics=metrics, baselines=args.baselines), args.format)
+            raise ReportError(
+                f"no finished run (results.json with metrics) under {', '.join(args.paths)}"
+            )
+        text = render(
+            summarize(runs, ignore=args.ignore, metrics=metrics, baselines=args.baselines),
+            args.format,
+        )
     except ReportError as err:
         print(f"dml-report: error: {err}", file=sys.stderr)
         return 2

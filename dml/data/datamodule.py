@@ -50,7 +50,9 @@ class DMLDataModule(pl.LightningDataModule):
         self.eval_sets: dict[str, Dataset] = {}
         #: eval split -> images left out of it with skip_bad_images (missing or unreadable)
         self.dropped_images: dict[str, int] = {}
-        self._summarised = False  # the split summary is printed once, at the first setup with training
+        self._summarised = (
+            False  # the split summary is printed once, at the first setup with training
+        )
         self.batch_sampler: ClassBalancedBatchSampler | None = None
         self._batch_sampler_state: dict[str, Any] | None = (
             None  # from a checkpoint, used by train_dataloader
@@ -94,7 +96,9 @@ class DMLDataModule(pl.LightningDataModule):
                 )
             for name, ds in self.eval_sets.items():
                 self._drop_unreadable(name, ds)
-            if folds is not None:  # the held-out partition of the train split, built with the eval transform
+            if (
+                folds is not None
+            ):  # the held-out partition of the train split, built with the eval transform
                 source = self._build(self.cfg.train, train=False)
                 held_out = fold_classes(source.labels, *folds)[1]  # the classes training leaves out
                 self._drop_unreadable("val", source, classes=held_out)
@@ -112,10 +116,16 @@ class DMLDataModule(pl.LightningDataModule):
     def split_summary(self) -> list[str]:
         """One line per split: its images and classes (and images left out by skip_bad_images)."""
         name = self.cfg.get("name")
-        sets = {"train": self.train_set, **self.eval_sets} if self.train_set is not None else self.eval_sets
+        sets = (
+            {"train": self.train_set, **self.eval_sets}
+            if self.train_set is not None
+            else self.eval_sets
+        )
         lines = []
         for split, ds in sets.items():
-            line = f"dataset {name} {split}: {len(ds):,} images, {len(np.unique(ds.labels)):,} classes"
+            line = (
+                f"dataset {name} {split}: {len(ds):,} images, {len(np.unique(ds.labels)):,} classes"
+            )
             if self.dropped_images.get(split):
                 line += f" ({self.dropped_images[split]:,} unreadable or missing left out)"
             lines.append(line)

@@ -13,7 +13,9 @@ _SPLITS = ("train", "test")
 
 def _check_split(split: str) -> None:
     if split not in _SPLITS:
-        raise ValueError(f"split={split!r} is not one of {_SPLITS} (embedded datasets have train and test)")
+        raise ValueError(
+            f"split={split!r} is not one of {_SPLITS} (embedded datasets have train and test)"
+        )
 
 
 class _ArrayImages(Dataset):
@@ -78,7 +80,10 @@ class Digits(_ArrayImages):
         # 0-16 grey levels -> 0-255, bilinear upsampling to image_size
         small = (data.images[keep] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
         images = np.stack(
-            [np.asarray(Image.fromarray(im).resize((image_size, image_size), Image.BILINEAR)) for im in small]
+            [
+                np.asarray(Image.fromarray(im).resize((image_size, image_size), Image.BILINEAR))
+                for im in small
+            ]
         )
         labels = data.target[keep]
         if dihedral_classes:
@@ -117,7 +122,9 @@ class Synthetic(_ArrayImages):
         half = num_classes // 2
         classes = range(half) if split == "train" else range(half, num_classes)
         # draw every class's prototypes in order, so a class looks the same whichever split asks
-        protos = [[self._prototype(rng) for _ in range(modes_per_class)] for _ in range(num_classes)]
+        protos = [
+            [self._prototype(rng) for _ in range(modes_per_class)] for _ in range(num_classes)
+        ]
         images, labels = [], []
         noise_rng = np.random.default_rng(seed + 1 + (0 if split == "train" else 1))
         for c in classes:

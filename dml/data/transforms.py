@@ -125,12 +125,16 @@ def _affine(node: Any) -> T.RandomAffine:
     degrees = float(node.get("degrees", 0.0))
     shear = float(node.get("shear", 0.0))
     if degrees < 0 or shear < 0:
-        raise ValueError(f"transform.affine degrees and shear must be >= 0, got {degrees} and {shear}")
+        raise ValueError(
+            f"transform.affine degrees and shear must be >= 0, got {degrees} and {shear}"
+        )
     translate = node.get("translate")
     if translate is not None:
         tx, ty = (float(v) for v in translate)
         if not (0 <= tx <= 1 and 0 <= ty <= 1):
-            raise ValueError(f"transform.affine.translate must be fractions in [0, 1], got {translate!r}")
+            raise ValueError(
+                f"transform.affine.translate must be fractions in [0, 1], got {translate!r}"
+            )
         translate = (tx, ty)
     scale = _pair(node["scale"], "affine.scale") if node.get("scale") is not None else None
     return T.RandomAffine(degrees, translate=translate, scale=scale, shear=shear or None)

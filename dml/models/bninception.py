@@ -80,18 +80,24 @@ class BNInception(nn.Module):
         in_ch = 192
         for block in _BLOCKS:
             if block.in_ch != in_ch:  # the table is wrong, not the input
-                raise AssertionError(f"inception_{block.name} expects {block.in_ch} channels, gets {in_ch}")
+                raise AssertionError(
+                    f"inception_{block.name} expects {block.in_ch} channels, gets {in_ch}"
+                )
             self._inception(block)
             in_ch = _out_channels(block)
         if in_ch != self.out_features:
-            raise AssertionError(f"BN-Inception ends with {in_ch} channels, not {self.out_features}")
+            raise AssertionError(
+                f"BN-Inception ends with {in_ch} channels, not {self.out_features}"
+            )
         if weights is not None:
             self.load_weights(weights)
         elif pretrained:
             self.load_weights(_cached_or_downloaded())
 
     # ---- construction ----------------------------------------------------------------------
-    def _conv(self, name: str, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> None:
+    def _conv(
+        self, name: str, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0
+    ) -> None:
         """Register `name` (a biased conv, as in the Caffe model) and `name_bn`."""
         self.add_module(name, nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding))
         self.add_module(f"{name}_bn", nn.BatchNorm2d(cout))
@@ -160,7 +166,9 @@ class BNInception(nn.Module):
             state = state["state_dict"]
         if not isinstance(state, dict):
             raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
-        state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith(_CLASSIFIER)}
+        state = {
+            k.removeprefix("module."): v for k, v in state.items() if not k.startswith(_CLASSIFIER)
+        }
         own = self.state_dict()
         for key, value in list(state.items()):
             # the oldest conversion stores batch-norm vectors as [1, C]

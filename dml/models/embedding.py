@@ -16,7 +16,9 @@ class EmbeddingModel(nn.Module):
             raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
         features = getattr(backbone, "out_features", None)
         if not isinstance(features, int):
-            raise TypeError(f"{type(backbone).__name__} must expose an integer `out_features` (its pooled width)")
+            raise TypeError(
+                f"{type(backbone).__name__} must expose an integer `out_features` (its pooled width)"
+            )
         self.backbone = backbone
         self.head = nn.Linear(features, embedding_dim)
         self.normalize = normalize

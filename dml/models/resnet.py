@@ -19,7 +19,9 @@ class TorchvisionResNet(nn.Module):
     where a network is available); `weights=PATH` loads a local state dict instead.
     """
 
-    def __init__(self, name: str = "resnet50", pretrained: bool = False, weights: str | None = None) -> None:
+    def __init__(
+        self, name: str = "resnet50", pretrained: bool = False, weights: str | None = None
+    ) -> None:
         super().__init__()
         if name not in _NAMES:
             raise ValueError(f"backbone.net.name={name!r} is not one of {_NAMES}")
@@ -33,7 +35,9 @@ class TorchvisionResNet(nn.Module):
 
     def _load_file(self, path: Path) -> None:
         if not path.is_file():
-            raise FileNotFoundError(f"backbone.net.weights={str(path)!r} does not exist; point it at a state dict file")
+            raise FileNotFoundError(
+                f"backbone.net.weights={str(path)!r} does not exist; point it at a state dict file"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         self.net.load_state_dict(state, strict=True)

@@ -16,7 +16,9 @@ def _timm():
     try:
         import timm
     except ImportError as err:  # timm is an optional dependency
-        raise ImportError("backbone=timm needs the timm package: pip install 'dml[timm]' (or pip install timm)") from err
+        raise ImportError(
+            "backbone=timm needs the timm package: pip install 'dml[timm]' (or pip install timm)"
+        ) from err
     return timm
 
 
@@ -24,7 +26,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch checkpoint (unwrapping `state_dict` / `model`)."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"backbone.net.weights={str(path)!r} does not exist; point it at a weights file")
+        raise FileNotFoundError(
+            f"backbone.net.weights={str(path)!r} does not exist; point it at a weights file"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -47,7 +51,13 @@ class TimmBackbone(nn.Module):
     Extra keyword arguments go to `timm.create_model` (e.g. drop_path_rate).
     """
 
-    def __init__(self, name: str = "resnet50", pretrained: bool = False, weights: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str = "resnet50",
+        pretrained: bool = False,
+        weights: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         timm = _timm()
         try:
@@ -56,7 +66,9 @@ class TimmBackbone(nn.Module):
             if "Unknown model" not in str(err):
                 raise
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
-            raise ValueError(f"backbone.net.name={name!r} is not a timm model; similar names: {close}") from err
+            raise ValueError(
+                f"backbone.net.name={name!r} is not a timm model; similar names: {close}"
+            ) from err
         self.name = name
         self.out_features = int(self.net.num_features)
         if weights is not None:

@@ -36,7 +36,9 @@ class NonFiniteGuard:
         if action not in ACTIONS:
             raise ValueError(f"nonfinite={action!r} is not valid: choose skip or stop")
         if int(patience) < 0:
-            raise ValueError(f"nonfinite_patience={patience} is not valid: expected an integer >= 0 (0: never stop)")
+            raise ValueError(
+                f"nonfinite_patience={patience} is not valid: expected an integer >= 0 (0: never stop)"
+            )
         self.action = action
         self.patience = int(patience)
         self.skipped = 0  # steps skipped in the whole run (restored on resume)
@@ -72,7 +74,9 @@ class NonFiniteGuard:
         self.skipped += 1
         self.in_a_row += 1
         self._skip_pending = True
-        log.warning("non-finite %s at %s: step skipped (%d skipped so far)", what, where, self.skipped)
+        log.warning(
+            "non-finite %s at %s: step skipped (%d skipped so far)", what, where, self.skipped
+        )
         if self.patience and self.in_a_row > self.patience:
             raise NonFiniteError(
                 f"non-finite {what} at {where}, the {self.in_a_row}th skipped step in a row: the run has diverged "
@@ -80,7 +84,9 @@ class NonFiniteGuard:
                 "nonfinite_patience"
             )
 
-    def before_optimizer_step(self, params: Iterable[torch.nn.Parameter], where: str, check_grads: bool = True) -> None:
+    def before_optimizer_step(
+        self, params: Iterable[torch.nn.Parameter], where: str, check_grads: bool = True
+    ) -> None:
         """Drop every gradient (the optimizer then leaves the weights alone) for a skipped or non-finite step."""
         params = [p for p in params if p.grad is not None]
         skip, self._skip_pending = self._skip_pending, False
@@ -109,7 +115,10 @@ _SECRET = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", r
 def redact_secrets(node: Any) -> Any:
     """A copy of a plain config (dicts/lists) with values under secret-looking keys replaced by ``"***"``."""
     if isinstance(node, Mapping):
-        return {k: ("***" if _SECRET.search(str(k)) and v not in (None, "") else redact_secrets(v)) for k, v in node.items()}
+        return {
+            k: ("***" if _SECRET.search(str(k)) and v not in (None, "") else redact_secrets(v))
+            for k, v in node.items()
+        }
     if isinstance(node, list | tuple):
         return type(node)(redact_secrets(v) for v in node)
     return node

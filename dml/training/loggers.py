@@ -18,14 +18,21 @@ def wandb_logged_in() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
-        return netrc.netrc(os.environ.get("NETRC", Path.home() / ".netrc")).authenticators("api.wandb.ai") is not None
+        return (
+            netrc.netrc(os.environ.get("NETRC", Path.home() / ".netrc")).authenticators(
+                "api.wandb.ai"
+            )
+            is not None
+        )
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
 
 
 def previous_wandb_run_id(save_dir: str | Path) -> str | None:
     """The id of the newest W&B run (online or offline) under `<save_dir>/wandb/`, if any."""
-    runs = [p for p in Path(save_dir, "wandb").glob("*run-*-*") if p.is_dir() and not p.is_symlink()]
+    runs = [
+        p for p in Path(save_dir, "wandb").glob("*run-*-*") if p.is_dir() and not p.is_symlink()
+    ]
     if not runs:
         return None
     newest = max(runs, key=lambda p: p.name.split("run-", 1)[1])  # run-<YYYYmmdd_HHMMSS>-<id>
@@ -36,7 +43,10 @@ def previous_wandb_run_id(save_dir: str | Path) -> str | None:
 def _csv_rows_before(path: Path, step: int) -> list[dict[str, str]]:
     """The rows of an earlier metrics.csv logged before `step`, their values as written."""
     with open(path, newline="") as file:
-        rows = [{k: v for k, v in row.items() if k and v not in (None, "")} for row in csv.DictReader(file)]
+        rows = [
+            {k: v for k, v in row.items() if k and v not in (None, "")}
+            for row in csv.DictReader(file)
+        ]
     return [row for row in rows if float(row.get("step", "inf")) < step]
 
 
@@ -58,17 +68,27 @@ def build_loggers(cfg: DictConfig | None, resume_step: int | None = None) -> lis
             if node.get("mode") is None:
                 node["mode"] = "online" if wandb_logged_in() else "offline"
             os.environ.setdefault("WANDB_SILENT", "true")
-            run_id = previous_wandb_run_id(node.get("save_dir") or ".") if resume_step is not None else None
+            run_id = (
+                previous_wandb_run_id(node.get("save_dir") or ".")
+                if resume_step is not None
+                else None
+            )
             if run_id and not node.get("id"):
                 node.update(id=run_id, resume="allow")
         elif target.endswith("CSVLogger") and resume_step is not None:
             version = node.get("version")
-            old = Path(node.get("save_dir") or ".", node.get("name") or "", "" if version is None else str(version))
+            old = Path(
+                node.get("save_dir") or ".",
+                node.get("name") or "",
+                "" if version is None else str(version),
+            )
             if (old / "metrics.csv").is_file():
                 kept_rows = _csv_rows_before(old / "metrics.csv", resume_step)
         logger = hydra.utils.instantiate(node)
         if kept_rows:
-            writer = logger.experiment  # creating the writer clears the old file; write back what came before
+            writer = (
+                logger.experiment
+            )  # creating the writer clears the old file; write back what came before
             writer.metrics = kept_rows
             writer.save()
         loggers.append(logger)

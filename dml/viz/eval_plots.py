@@ -52,11 +52,15 @@ class EvalPlotOptions:
         self.plots = tuple(self.plots)
         unknown = set(self.plots) - set(EVAL_PLOTS)
         if unknown:
-            raise ValueError(f"unknown eval plot(s) {sorted(unknown)}; choose from {list(EVAL_PLOTS)}")
+            raise ValueError(
+                f"unknown eval plot(s) {sorted(unknown)}; choose from {list(EVAL_PLOTS)}"
+            )
         self.marked_ks = tuple(int(k) for k in self.marked_ks)
 
 
-def _split_pair(splits: Splits) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
+def _split_pair(
+    splits: Splits,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
     """((query emb, labels), (gallery emb, labels) or None for self-retrieval)."""
     if "query" in splits:
         return splits["query"], splits["gallery"]
@@ -81,16 +85,31 @@ def eval_figure_makers(
         qset = datasets["query" if gallery is not None else "test"]
         gset = datasets.get("gallery") if gallery is not None else None
         return retrieval_grid_figure(
-            q, ql, _image_reader(qset), g, gl, None if gset is None else _image_reader(gset),
-            n_queries=o.n_queries, top_k=o.top_k, seed=o.seed, title=o.title,
+            q,
+            ql,
+            _image_reader(qset),
+            g,
+            gl,
+            None if gset is None else _image_reader(gset),
+            n_queries=o.n_queries,
+            top_k=o.top_k,
+            seed=o.seed,
+            title=o.title,
         )
 
     def projection() -> Figure:
         emb = q if g is None else torch.cat([q, g])
         lab = ql if gl is None else torch.cat([torch.as_tensor(ql), torch.as_tensor(gl)])
         return projection_figure(
-            emb, lab, method=o.projection, max_points=o.max_points, max_classes=o.max_classes,
-            seed=o.seed, title=o.title, tsne_iterations=o.tsne_iterations, threads=o.projection_threads,
+            emb,
+            lab,
+            method=o.projection,
+            max_points=o.max_points,
+            max_classes=o.max_classes,
+            seed=o.seed,
+            title=o.title,
+            tsne_iterations=o.tsne_iterations,
+            threads=o.projection_threads,
         )
 
     def pair_distances() -> Figure:
@@ -98,9 +117,18 @@ def eval_figure_makers(
         return pair_distance_figure(counts, title=o.title)
 
     def curve() -> Figure:
-        return recall_curve_figure(recall_curve(splits, max_k=o.max_k, extra_ks=o.marked_ks), marked=o.marked_ks, title=o.title)
+        return recall_curve_figure(
+            recall_curve(splits, max_k=o.max_k, extra_ks=o.marked_ks),
+            marked=o.marked_ks,
+            title=o.title,
+        )
 
-    makers = {"retrieval_grid": grid, "projection": projection, "pair_distances": pair_distances, "recall_curve": curve}
+    makers = {
+        "retrieval_grid": grid,
+        "projection": projection,
+        "pair_distances": pair_distances,
+        "recall_curve": curve,
+    }
     if not datasets and "retrieval_grid" in o.plots:
         log.info("eval plots: no datasets given, so no retrieval grid (it needs the images)")
     return {n: makers[n] for n in o.plots if n != "retrieval_grid" or datasets}

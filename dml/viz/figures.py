@@ -18,7 +18,9 @@ from dml.io import atomic_write_bytes
 DPI = 100
 
 
-def new_figure(width: float, height: float, dpi: int = DPI, layout: str | None = "constrained") -> Figure:
+def new_figure(
+    width: float, height: float, dpi: int = DPI, layout: str | None = "constrained"
+) -> Figure:
     """A figure of width x height inches on its own Agg canvas (constrained layout unless layout=None)."""
     fig = Figure(figsize=(width, height), dpi=dpi, layout=layout)
     FigureCanvasAgg(fig)

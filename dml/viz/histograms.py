@@ -31,7 +31,11 @@ def distance_counts(
     [0, 2]. `index`: their `bin_index`, when several masks share one matrix. Runs on the tensors'
     device without a host sync (no boolean indexing), so it can run every training step."""
     idx = bin_index(distances, bins) if index is None else index
-    weights = torch.ones(idx.shape, device=idx.device) if mask is None else mask.detach().flatten().float()
+    weights = (
+        torch.ones(idx.shape, device=idx.device)
+        if mask is None
+        else mask.detach().flatten().float()
+    )
     return torch.zeros(bins, device=idx.device).scatter_add_(0, idx, weights)
 
 
@@ -83,11 +87,23 @@ def draw_histograms(
     colors = dict(colors or {})
     width = np.diff(edges)
     for name, counts in filled.items():
-        ax.bar(edges[:-1], density(counts, edges), width=width, align="edge", alpha=0.45,
-               color=colors.get(name), label=f"{name} (n={int(counts.sum()):,})")
+        ax.bar(
+            edges[:-1],
+            density(counts, edges),
+            width=width,
+            align="edge",
+            alpha=0.45,
+            color=colors.get(name),
+            label=f"{name} (n={int(counts.sum()):,})",
+        )
     for name, counts in (lines or {}).items():
-        ax.stairs(density(counts, edges), edges, linewidth=1.5, color=colors.get(name),
-                  label=f"{name} (n={int(counts.sum()):,})")
+        ax.stairs(
+            density(counts, edges),
+            edges,
+            linewidth=1.5,
+            color=colors.get(name),
+            label=f"{name} (n={int(counts.sum()):,})",
+        )
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel("distance d (L2-normalised embeddings)")
     ax.set_ylabel("density")

@@ -29,13 +29,19 @@ def as_pil(item: Any) -> Image.Image:
     """PIL image of a PIL image, an array or a tensor ([C, H, W] or [H, W]; min-max scaled for display)."""
     if isinstance(item, Image.Image):
         return to_rgb(item)
-    arr = item.detach().float().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item, dtype=np.float32)
+    arr = (
+        item.detach().float().cpu().numpy()
+        if isinstance(item, torch.Tensor)
+        else np.asarray(item, dtype=np.float32)
+    )
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
         arr = arr.transpose(1, 2, 0)  # CHW -> HWC
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3):
-        raise ValueError(f"cannot draw an item of shape {arr.shape}: expected an image [C, H, W] or [H, W]")
+        raise ValueError(
+            f"cannot draw an item of shape {arr.shape}: expected an image [C, H, W] or [H, W]"
+        )
     lo, hi = float(arr.min()), float(arr.max())
     scaled = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
     return to_rgb(Image.fromarray((scaled * 255).round().astype(np.uint8)))

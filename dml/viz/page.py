@@ -17,7 +17,14 @@ from omegaconf import ListConfig, OmegaConf
 from dml.io import atomic_write_bytes
 
 #: pictures in the order a reader wants them; any other PNG of plots/ follows, sorted by name
-PLOT_ORDER = ("retrieval_grid", "projection", "pair_distances", "recall_curve", "sampled_distances", "training_curves")
+PLOT_ORDER = (
+    "retrieval_grid",
+    "projection",
+    "pair_distances",
+    "recall_curve",
+    "sampled_distances",
+    "training_curves",
+)
 FORMATS = ("html", "md")
 SUMMARY_METRICS = ("recall@1", "map@r", "r_precision", "nmi")
 
@@ -56,11 +63,15 @@ def _summary(run_dir: Path) -> str:
     except (FileNotFoundError, json.JSONDecodeError):
         results = {}
     metrics = results.get("metrics") or {}
-    parts += [str(results.get("dataset", ""))] + [f"{k} {metrics[k]:.3f}" for k in SUMMARY_METRICS if k in metrics]
+    parts += [str(results.get("dataset", ""))] + [
+        f"{k} {metrics[k]:.3f}" for k in SUMMARY_METRICS if k in metrics
+    ]
     return " · ".join(p for p in parts if p)
 
 
-def write_plots_page(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, fmt: str | None = None) -> Path:
+def write_plots_page(
+    run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, fmt: str | None = None
+) -> Path:
     """Write a page with the plots of `run_dirs` to `out` and return its path.
 
     fmt: "html" or "md"; None picks "md" for an `.md` file name and "html" otherwise.
@@ -77,24 +88,41 @@ def write_plots_page(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
     if missing:
         raise FileNotFoundError(f"run folder(s) not found: {', '.join(missing)}")
     plots = [run_plots(r) for r in runs]
-    names = list(dict.fromkeys(n for order in (PLOT_ORDER, *[list(p) for p in plots]) for n in order if any(n in p for p in plots)))
+    names = list(
+        dict.fromkeys(
+            n
+            for order in (PLOT_ORDER, *[list(p) for p in plots])
+            for n in order
+            if any(n in p for p in plots)
+        )
+    )
     labels = _labels([r.resolve() for r in runs])
     summaries = [_summary(r) for r in runs]
 
     def rel(path: Path) -> str:
         return Path(os.path.relpath(path.resolve(), out.parent.resolve())).as_posix()
 
-    text = (_html if fmt == "html" else _markdown)(names, labels, summaries, [{n: rel(p) for n, p in ps.items()} for ps in plots])
+    text = (_html if fmt == "html" else _markdown)(
+        names, labels, summaries, [{n: rel(p) for n, p in ps.items()} for ps in plots]
+    )
     atomic_write_bytes(out, text.encode())
     return out
 
 
-def _markdown(names: list[str], labels: list[str], summaries: list[str], links: list[dict[str, str]]) -> str:
+def _markdown(
+    names: list[str], labels: list[str], summaries: list[str], links: list[dict[str, str]]
+) -> str:
     def cell(s: str) -> str:
         return s.replace("|", "\\|")
 
     lines = ["# Plots", ""]
-    lines.append("| | " + " | ".join(f"**{cell(lab)}**<br>{cell(s)}" for lab, s in zip(labels, summaries, strict=True)) + " |")
+    lines.append(
+        "| | "
+        + " | ".join(
+            f"**{cell(lab)}**<br>{cell(s)}" for lab, s in zip(labels, summaries, strict=True)
+        )
+        + " |"
+    )
     lines.append("|---|" + "---|" * len(labels))
     for name in names:
         cells = [f"[![{name}]({ln[name]})]({ln[name]})" if name in ln else "—" for ln in links]
@@ -105,17 +133,28 @@ def _markdown(names: list[str], labels: list[str], summaries: list[str], links: 
     return "\n".join(lines) + "\n"
 
 
-def _html(names: list[str], labels: list[str], summaries: list[str], links: list[dict[str, str]]) -> str:
+def _html(
+    names: list[str], labels: list[str], summaries: list[str], links: list[dict[str, str]]
+) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(lab)}<br><small>{e(s)}</small></th>" for lab, s in zip(labels, summaries, strict=True))
+    head = "".join(
+        f"<th>{e(lab)}<br><small>{e(s)}</small></th>"
+        for lab, s in zip(labels, summaries, strict=True)
+    )
     rows = []
     for name in names:
         cells = "".join(
-            f'<td><a href="{e(ln[name])}"><img src="{e(ln[name])}" alt="{e(name)}"></a></td>' if name in ln else "<td>—</td>"
+            f'<td><a href="{e(ln[name])}"><img src="{e(ln[name])}" alt="{e(name)}"></a></td>'
+            if name in ln
+            else "<td>—</td>"
             for ln in links
         )
         rows.append(f"<tr><th>{e(name)}</th>{cells}</tr>")
-    empty = "" if names else "<p>No plots found (a run writes them into <code>&lt;run&gt;/plots/</code>).</p>"
+    empty = (
+        ""
+        if names
+        else "<p>No plots found (a run writes them into <code>&lt;run&gt;/plots/</code>).</p>"
+    )
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>dml plots</title>
 <style>

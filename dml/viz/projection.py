@@ -26,7 +26,9 @@ def umap_available() -> bool:
     return importlib.util.find_spec("umap") is not None
 
 
-def select_points(labels: np.ndarray, max_points: int, max_classes: int, seed: int = 0) -> np.ndarray:
+def select_points(
+    labels: np.ndarray, max_points: int, max_classes: int, seed: int = 0
+) -> np.ndarray:
     """Sorted indices of at most `max_points` items drawn from at most `max_classes` classes (seeded)."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -40,7 +42,11 @@ def select_points(labels: np.ndarray, max_points: int, max_classes: int, seed: i
 
 
 def project_2d(
-    embeddings: np.ndarray, method: str = "tsne", seed: int = 0, tsne_iterations: int = 500, threads: int | None = 1
+    embeddings: np.ndarray,
+    method: str = "tsne",
+    seed: int = 0,
+    tsne_iterations: int = 500,
+    threads: int | None = 1,
 ) -> np.ndarray:
     """[N, 2] coordinates of [N, D] embeddings. method: tsne | umap | pca | auto (umap if installed, else tsne).
 
@@ -66,10 +72,14 @@ def _project(x: np.ndarray, method: str, seed: int, tsne_iterations: int) -> np.
         return PCA(n_components=2, random_state=seed).fit_transform(x)
     if method == "umap":
         if not umap_available():
-            raise ValueError("projection method 'umap' needs the umap-learn package: pip install umap-learn (or use tsne)")
+            raise ValueError(
+                "projection method 'umap' needs the umap-learn package: pip install umap-learn (or use tsne)"
+            )
         import umap
 
-        return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1)).fit_transform(x)
+        return umap.UMAP(
+            n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1)
+        ).fit_transform(x)
     from sklearn.manifold import TSNE
 
     # scikit-learn renamed n_iter to max_iter in 1.5
@@ -100,7 +110,9 @@ def projection_figure(
     emb = torch.as_tensor(embeddings).float().numpy()
     labels = np.asarray(labels)
     idx = select_points(labels, max_points, max_classes, seed)
-    xy = project_2d(emb[idx], method=method, seed=seed, tsne_iterations=tsne_iterations, threads=threads)
+    xy = project_2d(
+        emb[idx], method=method, seed=seed, tsne_iterations=tsne_iterations, threads=threads
+    )
     lab = labels[idx]
     classes = np.unique(lab)
     used = method if method != "auto" else ("umap" if umap_available() else "tsne")
@@ -109,11 +121,29 @@ def projection_figure(
     cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, c in enumerate(classes):
         pts = xy[lab == c]
-        ax.scatter(pts[:, 0], pts[:, 1], s=8, alpha=0.75, color=cmap(i % cmap.N), label=str(c), linewidths=0)
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=8,
+            alpha=0.75,
+            color=cmap(i % cmap.N),
+            label=str(c),
+            linewidths=0,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     if len(classes) <= 20:
-        ax.legend(title="class", fontsize=7, title_fontsize=8, markerscale=2, loc="best", ncols=1 + len(classes) // 11)
+        ax.legend(
+            title="class",
+            fontsize=7,
+            title_fontsize=8,
+            markerscale=2,
+            loc="best",
+            ncols=1 + len(classes) // 11,
+        )
     head = f"{title}: " if title else ""
-    fig.suptitle(f"{head}{NAMES[used]} of {len(idx):,} of {len(labels):,} embeddings, {len(classes)} classes", fontsize=10)
+    fig.suptitle(
+        f"{head}{NAMES[used]} of {len(idx):,} of {len(labels):,} embeddings, {len(classes)} classes",
+        fontsize=10,
+    )
     return fig

@@ -18,12 +18,16 @@ SIZE = (6.0, 4.0)
 def curve_ks(gallery_size: int, max_k: int = 1024, extra: Iterable[int] = ()) -> list[int]:
     """Powers of two up to min(max_k, gallery_size), plus the `extra` Ks that fit."""
     top = max(1, min(int(max_k), int(gallery_size)))
-    ks = {2**i for i in range(int(np.log2(top)) + 1)} | {int(k) for k in extra if 1 <= int(k) <= top}
+    ks = {2**i for i in range(int(np.log2(top)) + 1)} | {
+        int(k) for k in extra if 1 <= int(k) <= top
+    }
     return sorted(ks)
 
 
 def recall_curve(
-    splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]], max_k: int = 1024, extra_ks: Iterable[int] = ()
+    splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    max_k: int = 1024,
+    extra_ks: Iterable[int] = (),
 ) -> dict[int, float]:
     """{K: Recall@K} of `{"test": (emb, labels)}` (self-retrieval) or `{"query": .., "gallery": ..}`."""
     if "query" in splits:
@@ -38,7 +42,9 @@ def recall_curve(
     return {k: float(m[f"recall@{k}"]) for k in ks}
 
 
-def recall_curve_figure(curve: Mapping[int, float], marked: Iterable[int] = (), title: str = "") -> Figure:
+def recall_curve_figure(
+    curve: Mapping[int, float], marked: Iterable[int] = (), title: str = ""
+) -> Figure:
     """Recall@K against K (log scale); the `marked` Ks (the dataset's reported ones) are labelled."""
     ks = np.array(sorted(curve))
     r = np.array([curve[k] for k in ks])
@@ -49,8 +55,16 @@ def recall_curve_figure(curve: Mapping[int, float], marked: Iterable[int] = (), 
     if shown:
         ax.plot(shown, [curve[k] for k in shown], "o", color="#d73027", markersize=5)
         text = "\n".join(f"Recall@{k} = {curve[k]:.3f}" for k in shown)
-        ax.text(0.98, 0.04, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
-                bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "edgecolor": "#cccccc"})
+        ax.text(
+            0.98,
+            0.04,
+            text,
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "edgecolor": "#cccccc"},
+        )
     if len(ks) > 1:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ScalarFormatter())

@@ -44,7 +44,9 @@ def choose_queries(
         ok = np.isin(q, np.asarray(gallery_labels))
     candidates = np.flatnonzero(ok)
     if len(candidates) == 0:
-        raise ValueError("no query has a same-class item in the gallery: nothing to show in a retrieval grid")
+        raise ValueError(
+            "no query has a same-class item in the gallery: nothing to show in a retrieval grid"
+        )
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))
 
@@ -110,7 +112,9 @@ def retrieval_grid_figure(
     labels: list[tuple[float, float, str, tuple[int, int, int]]] = []
     hits = 0
 
-    def cell(row: int, col: int, image: Image.Image, color: tuple[int, int, int], text: str) -> None:
+    def cell(
+        row: int, col: int, image: Image.Image, color: tuple[int, int, int], text: str
+    ) -> None:
         x = MARGIN + col * CELL + (GAP if col > 0 else 0)
         y = HEADER + row * (CELL + LABEL) + LABEL
         side = THUMB + 2 * BORDER
@@ -124,15 +128,36 @@ def retrieval_grid_figure(
         for c, j in enumerate(row):
             right = gl[j] == ql[qi]
             hits += int(right)
-            cell(r, c + 1, g_image(int(j)), RIGHT if right else WRONG, f"{c + 1}: class {gl[j]}\nd={dist[c]:.3f}")
+            cell(
+                r,
+                c + 1,
+                g_image(int(j)),
+                RIGHT if right else WRONG,
+                f"{c + 1}: class {gl[j]}\nd={dist[c]:.3f}",
+            )
 
     fig = new_figure(width / DPI, height / DPI, layout=None)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(canvas, interpolation="nearest")
     ax.set_axis_off()
     for x, y, text, color in labels:
-        ax.text(x, y, text, ha="center", va="bottom", fontsize=7, color=tuple(v / 255 for v in color), linespacing=1.1)
+        ax.text(
+            x,
+            y,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color=tuple(v / 255 for v in color),
+            linespacing=1.1,
+        )
     head = f"{title}: " if title else ""
-    ax.text(width / 2, HEADER / 2, f"{head}top-{k} retrieval, {hits}/{len(qidx) * k} right (green) / wrong (red)",
-            ha="center", va="center", fontsize=10)
+    ax.text(
+        width / 2,
+        HEADER / 2,
+        f"{head}top-{k} retrieval, {hits}/{len(qidx) * k} right (green) / wrong (red)",
+        ha="center",
+        va="center",
+        fontsize=10,
+    )
     return fig

@@ -52,8 +52,13 @@ def sampled_distances_figure(
         colors = {name: PICKED[kind], **{k: BATCH for k in lines}}
         draw_histograms(ax, edges, filled, lines, colors)
         if kind == "negative" and dim is not None and dim > 3:
-            ax.plot((edges[:-1] + edges[1:]) / 2, sphere_density(edges, dim), ":", color="#3b6fb6",
-                    label=f"uniform on the sphere (D={dim})")
+            ax.plot(
+                (edges[:-1] + edges[1:]) / 2,
+                sphere_density(edges, dim),
+                ":",
+                color="#3b6fb6",
+                label=f"uniform on the sphere (D={dim})",
+            )
             ax.legend(fontsize=8, loc="upper left")
         ax.set_title(f"{kind} distances", fontsize=9)
     head = f"{title}: " if title else ""

@@ -20,7 +20,9 @@ def curves_size(n_series: int) -> tuple[float, float]:
     return PANEL[0] * cols, PANEL[1] * rows + 0.4
 
 
-def training_curves_figure(history: Mapping[str, Sequence[tuple[int, float]]], title: str = "") -> Figure:
+def training_curves_figure(
+    history: Mapping[str, Sequence[tuple[int, float]]], title: str = ""
+) -> Figure:
     """One panel per series of (step, value) points; series sharing a prefix 'lr/' share a panel."""
     panels: dict[str, dict[str, Sequence[tuple[int, float]]]] = {}
     for name, points in history.items():
@@ -36,8 +38,14 @@ def training_curves_figure(history: Mapping[str, Sequence[tuple[int, float]]], t
         for name, points in series.items():
             if points:
                 steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, linewidth=1.2, marker="o" if len(points) < 30 else None, markersize=3,
-                        label=name.removeprefix("lr/") if len(series) > 1 else None)
+                ax.plot(
+                    steps,
+                    values,
+                    linewidth=1.2,
+                    marker="o" if len(points) < 30 else None,
+                    markersize=3,
+                    label=name.removeprefix("lr/") if len(series) > 1 else None,
+                )
         if group == "learning rate" and all(v > 0 for pts in series.values() for _, v in pts):
             ax.set_yscale("log")
         if len(series) > 1:
@@ -46,7 +54,7 @@ def training_curves_figure(history: Mapping[str, Sequence[tuple[int, float]]], t
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.axis("off")
     head = f"{title}: " if title else ""
     fig.suptitle(f"{head}training", fontsize=10)

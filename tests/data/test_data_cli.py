@@ -136,20 +136,50 @@ def test_check_folder_reports_each_split_and_bad_images(tmp_path, capsys):
     assert "| train | 6 | - | 2 | - | ok; 3-3 images per class |" in out
     assert "| test | 6 | - | 2 | - | ok; 3-3 images per class |" in out
     (root / "c3" / "1.png").write_bytes(b"broken")
-    assert main(["check", "folder", "--root", str(root), "--verify-images", "--quiet",
-                 "--train-fraction", "0.75"]) == 1
+    assert (
+        main(
+            [
+                "check",
+                "folder",
+                "--root",
+                str(root),
+                "--verify-images",
+                "--quiet",
+                "--train-fraction",
+                "0.75",
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
-    assert "| train | 9 | - | 3 |" in out and "| test | 3 | - | 1 | - | MISMATCH, 1 bad image(s)" in out
+    assert (
+        "| train | 9 | - | 3 |" in out
+        and "| test | 3 | - | 1 | - | MISMATCH, 1 bad image(s)" in out
+    )
     assert "c3/1.png" in out
 
 
 def test_check_csv_uses_the_split_column_and_the_table_option(tmp_path, capsys):
     root = _own_images(tmp_path / "data", classes=3, per_class=2)
-    rows = ["path,label,split"] + [f"c{c}/{i}.png,{c},{'train' if c < 2 else 'test'}"
-                                   for c in range(3) for i in range(2)]
+    rows = ["path,label,split"] + [
+        f"c{c}/{i}.png,{c},{'train' if c < 2 else 'test'}" for c in range(3) for i in range(2)
+    ]
     (root / "mine.csv").write_text("\n".join(rows[:-1]) + "\n")  # c2 keeps one image
-    assert main(["check", "csv", "--root", str(root), "--csv-file", "mine.csv",
-                 "--verify-images", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "check",
+                "csv",
+                "--root",
+                str(root),
+                "--csv-file",
+                "mine.csv",
+                "--verify-images",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| train | 4 | - | 2 | - | ok; 2-2 images per class |" in out
     assert "| test | 1 | - | 1 | - | ok; 1-1 images per class, 1 class(es) with 1 image" in out

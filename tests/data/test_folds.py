@@ -23,7 +23,9 @@ class _Labelled:
 
 
 @pytest.mark.parametrize("n_classes,folds", [(10, 4), (100, 4), (98, 4), (14, 7), (5, 2)])
-def test_partitions_are_disjoint_cover_every_class_and_are_balanced_contiguous_chunks(n_classes, folds):
+def test_partitions_are_disjoint_cover_every_class_and_are_balanced_contiguous_chunks(
+    n_classes, folds
+):
     rng = np.random.default_rng(n_classes)
     classes = np.sort(rng.choice(1000, n_classes, replace=False))  # not 0..n-1
     labels = rng.permutation(np.repeat(classes, 3))
@@ -77,18 +79,28 @@ def test_fold_options_off_and_on():
 
 def test_folds_with_fewer_than_two_classes_each_is_an_error_naming_folds():
     assert [len(p) for p in class_partitions([0, 1, 2, 3, 4, 4], 2)] == [3, 2]
-    with pytest.raises(ValueError, match=r"dataset\.folds=3 but the train split has only 5 classes.*at most 2"):
+    with pytest.raises(
+        ValueError, match=r"dataset\.folds=3 but the train split has only 5 classes.*at most 2"
+    ):
         class_partitions([0, 1, 2, 3, 4, 4], 3)
 
 
 def _synthetic(**extra):
-    spec = {"_target_": "dml.data.Synthetic", "num_classes": 16, "modes_per_class": 1, "images_per_mode": 3}
+    spec = {
+        "_target_": "dml.data.Synthetic",
+        "num_classes": 16,
+        "modes_per_class": 1,
+        "images_per_mode": 3,
+    }
     return {
         "name": "synthetic",
         "train": {**spec, "split": "train"},
         "test": {**spec, "split": "test"},
         # different crop sizes tell the two transforms apart
-        "transform": {"train": {"resize": 32, "crop": 24, "flip": True}, "eval": {"resize": 32, "crop": 32}},
+        "transform": {
+            "train": {"resize": 32, "crop": 24, "flip": True},
+            "eval": {"resize": 32, "crop": 32},
+        },
         "classes_per_batch": 2,
         "m_per_class": 2,
         **extra,
@@ -101,7 +113,10 @@ def test_datamodule_trains_without_partition_k_and_validates_on_it_with_the_eval
     dm.setup("fit")
     held_out = class_partitions(np.arange(8), 4)[fold]  # Synthetic's train classes are 0..7
     assert set(dm.eval_sets) == {"test", "val"}
-    train_classes, val_classes = set(dm.train_set.labels.tolist()), set(dm.eval_sets["val"].labels.tolist())
+    train_classes, val_classes = (
+        set(dm.train_set.labels.tolist()),
+        set(dm.eval_sets["val"].labels.tolist()),
+    )
     assert not train_classes & set(held_out.tolist())
     assert val_classes == set(held_out.tolist()) and train_classes | val_classes == set(range(8))
     assert len(dm.eval_sets["val"]) == 2 * 3 and len(dm.train_set) == 6 * 3
@@ -133,11 +148,21 @@ def test_datamodule_drops_unreadable_val_images_and_counts_only_the_held_out_one
     (root / "train" / "c3" / "0.png").write_bytes(b"broken")  # held out by fold 1 of 2 (c2, c3)
     (root / "train" / "c0" / "1.png").write_bytes(b"broken")  # a training class of fold 1
     (root / "test" / "c5" / "2.png").write_bytes(b"broken")
-    node = {"_target_": "dml.data.FolderDataset", "root": str(root), "skip_bad_images": True,
-            "draft": False}
-    cfg = {"name": "folder", "folds": 2, "fold": 1, "num_workers": 0,
-           "train": {**node, "split": "train"}, "test": {**node, "split": "test"},
-           "transform": {"train": {"crop": 8}, "eval": {"resize": 8, "crop": 8}}}
+    node = {
+        "_target_": "dml.data.FolderDataset",
+        "root": str(root),
+        "skip_bad_images": True,
+        "draft": False,
+    }
+    cfg = {
+        "name": "folder",
+        "folds": 2,
+        "fold": 1,
+        "num_workers": 0,
+        "train": {**node, "split": "train"},
+        "test": {**node, "split": "test"},
+        "transform": {"train": {"crop": 8}, "eval": {"resize": 8, "crop": 8}},
+    }
     dm = DMLDataModule(cfg)
     with pytest.warns(UserWarning, match="unreadable"):
         dm.setup("fit")
@@ -153,4 +178,6 @@ def test_setup_prints_one_line_per_split_once(capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("dataset ")]
     assert len(lines) == 3
     assert lines[0].endswith("train: 18 images, 6 classes")
-    assert lines[1].split(": ")[0].endswith(" test") and lines[2].endswith("val: 6 images, 2 classes")
+    assert lines[1].split(": ")[0].endswith(" test") and lines[2].endswith(
+        "val: 6 images, 2 classes"
+    )

@@ -68,7 +68,9 @@ def test_drop_unreadable_leaves_bad_images_out_of_an_eval_split(cub_root):
     assert len(data.labels) == len(data.class_ids) == len(data) == len(before) - 2
     assert np.array_equal(data.boxes, np.delete(boxes, [1, 4], axis=0))
     with warnings.catch_warnings():
-        warnings.simplefilter("error", BadImageWarning)  # every evaluation: silent, nothing replaced
+        warnings.simplefilter(
+            "error", BadImageWarning
+        )  # every evaluation: silent, nothing replaced
         assert [data[i][1] for i in range(len(data))] == data.labels.tolist()
     # an image that breaks after the check is an error, never a duplicate of another image
     (data.image_root / data.paths[0]).write_bytes(b"broken later")

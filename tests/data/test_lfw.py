@@ -69,8 +69,11 @@ def test_dropping_an_unreadable_image_drops_its_pairs_and_reindexes_the_rest(lfw
     with pytest.warns(UserWarning, match="dropped 1 unreadable image"):
         assert data.drop_unreadable() == 1
     assert bad not in data.paths and len(data.pairs) == len(data.same) == len(data.fold)
-    kept = [(p, s) for p, s in zip(pairs, LFW(root).same, strict=True)
-            if bad not in (image_path(p[0], p[1]), image_path(p[2], p[3]))]
+    kept = [
+        (p, s)
+        for p, s in zip(pairs, LFW(root).same, strict=True)
+        if bad not in (image_path(p[0], p[1]), image_path(p[2], p[3]))
+    ]
     assert 0 < len(kept) < len(pairs) and len(data.pairs) == len(kept)
     for ((a, i, b, j), same), (ia, ib), got_same in zip(kept, data.pairs, data.same, strict=True):
         assert data.paths[ia] == image_path(a, i) and data.paths[ib] == image_path(b, j)

@@ -59,7 +59,11 @@ def test_rgba_transparent_becomes_white():
 
 def test_affine_warps_randomly_and_keeps_the_size():
     t = build_transform(
-        {"resize": 16, "crop": 16, "affine": {"degrees": 15, "translate": [0.1, 0.1], "scale": [0.85, 1.15], "shear": 10}},
+        {
+            "resize": 16,
+            "crop": 16,
+            "affine": {"degrees": 15, "translate": [0.1, 0.1], "scale": [0.85, 1.15], "shear": 10},
+        },
         normalize="none",
     )
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16), dtype=np.uint8))

@@ -47,8 +47,14 @@ def _fake_checkpoint(tiny_cfg, path: Path, *overrides: str) -> Path:
     """A dml-train checkpoint (weights + run config) of the config with `overrides`, without training."""
     cfg = tiny_cfg(*overrides)
     module = build_module(cfg)
-    torch.save({"state_dict": module.state_dict(), "global_step": 1,
-                "hyper_parameters": {"config": OmegaConf.to_container(cfg, resolve=True)}}, path)
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "global_step": 1,
+            "hyper_parameters": {"config": OmegaConf.to_container(cfg, resolve=True)},
+        },
+        path,
+    )
     return path
 
 
@@ -59,7 +65,9 @@ def test_m_per_class_above_every_class(tiny_cfg):
 
 
 def test_more_classes_per_batch_than_the_train_split_has(tiny_cfg):
-    message = _fails_cleanly(tiny_cfg("dataset.classes_per_batch=41"), "dataset.classes_per_batch=41")
+    message = _fails_cleanly(
+        tiny_cfg("dataset.classes_per_batch=41"), "dataset.classes_per_batch=41"
+    )
     assert "has only 40 classes" in message
 
 
@@ -69,8 +77,9 @@ def test_negative_margin_fails_before_the_data_loads(tiny_cfg):
 
 # ---- missing or corrupt data ---------------------------------------------------------------------
 def test_missing_dataset_files_name_the_file_and_the_download(tiny_cfg, tmp_path):
-    message = _fails_cleanly(tiny_cfg("dataset=cub200", f"paths.data_dir={tmp_path / 'nowhere'}"),
-                             "images.txt")
+    message = _fails_cleanly(
+        tiny_cfg("dataset=cub200", f"paths.data_dir={tmp_path / 'nowhere'}"), "images.txt"
+    )
     assert "dml-data download cub200" in message
 
 
@@ -83,13 +92,23 @@ def _image_folder(root: Path, classes: int = 3, per_class: int = 4, with_test: b
         for c in range(first, first + classes):
             (root / split / f"c{c}").mkdir()
             for i in range(per_class):
-                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / f"c{c}" / f"{i}.png")
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                    root / split / f"c{c}" / f"{i}.png"
+                )
     return root
 
 
-FOLDER = ("dataset=folder", "dataset.num_workers=0", "dataset.image_size=8", "dataset.transform.train.crop=8",
-          "dataset.transform.eval.resize=8", "dataset.transform.eval.crop=8", "dataset.classes_per_batch=2",
-          "dataset.m_per_class=2", "dataset.draft=false")
+FOLDER = (
+    "dataset=folder",
+    "dataset.num_workers=0",
+    "dataset.image_size=8",
+    "dataset.transform.train.crop=8",
+    "dataset.transform.eval.resize=8",
+    "dataset.transform.eval.crop=8",
+    "dataset.classes_per_batch=2",
+    "dataset.m_per_class=2",
+    "dataset.draft=false",
+)
 
 
 def test_the_folder_defaults_train_on_a_small_own_set(compose_cfg, fast_run, tmp_path):
@@ -97,8 +116,15 @@ def test_the_folder_defaults_train_on_a_small_own_set(compose_cfg, fast_run, tmp
     # batch did not); only the image size is shrunk for speed
     root = _image_folder(tmp_path / "images", classes=8, per_class=4)
     size = [o for o in FOLDER if "size" in o or "crop" in o or "resize" in o]
-    cfg = compose_cfg(*fast_run, "backbone.net.width=4", "dataset.metrics.nmi=false",
-                      "trainer.limit_val_batches=1", "dataset=folder", f"dataset.root={root}", *size)
+    cfg = compose_cfg(
+        *fast_run,
+        "backbone.net.width=4",
+        "dataset.metrics.nmi=false",
+        "trainer.limit_val_batches=1",
+        "dataset=folder",
+        f"dataset.root={root}",
+        *size,
+    )
     result = train(cfg)
     assert result["global_step"] == 1 and result["metrics"]["num_queries"] == 32  # 8 x 4 a step
 
@@ -116,9 +142,16 @@ def test_eval_split_with_no_items(tiny_cfg, monkeypatch):
     from dml.data.datamodule import DMLDataModule
 
     build = DMLDataModule._build
-    monkeypatch.setattr(DMLDataModule, "_build", lambda self, node, train: build(self, node, train) if train
-                        else Subset(build(self, node, train), []))
-    _fails_cleanly(tiny_cfg(), r"dataset=digits: the test split is empty \(0 images\); point dataset.test")
+    monkeypatch.setattr(
+        DMLDataModule,
+        "_build",
+        lambda self, node, train: (
+            build(self, node, train) if train else Subset(build(self, node, train), [])
+        ),
+    )
+    _fails_cleanly(
+        tiny_cfg(), r"dataset=digits: the test split is empty \(0 images\); point dataset.test"
+    )
 
 
 def test_corrupt_image_names_the_file_and_the_switch(tiny_cfg, tmp_path):
@@ -132,8 +165,13 @@ def test_skipped_eval_image_is_dropped_counted_and_warned_about_once(tiny_cfg, t
     # 3 test classes x 4 images, one corrupt: 11 queries, not 12 with a duplicate of a readable one
     root = _image_folder(tmp_path / "images")
     (root / "test" / "c3" / "0.png").write_bytes(b"not a png")
-    cfg = tiny_cfg(*FOLDER, f"dataset.root={root}", "dataset.skip_bad_images=true",
-                   "trainer.max_epochs=2", "trainer.limit_val_batches=null")
+    cfg = tiny_cfg(
+        *FOLDER,
+        f"dataset.root={root}",
+        "dataset.skip_bad_images=true",
+        "trainer.max_epochs=2",
+        "trainer.limit_val_batches=null",
+    )
     with pytest.warns(UserWarning) as caught:
         result = train(cfg)
     bad = [w for w in caught if "unreadable" in str(w.message)]
@@ -146,7 +184,9 @@ def test_skipped_eval_image_is_dropped_counted_and_warned_about_once(tiny_cfg, t
 
 # ---- checkpoints ------------------------------------------------------------------------------------
 def test_ckpt_path_that_does_not_exist(tiny_cfg, tmp_path):
-    _fails_cleanly(tiny_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"), "ckpt_path=.*nope.ckpt.*does not exist")
+    _fails_cleanly(
+        tiny_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"), "ckpt_path=.*nope.ckpt.*does not exist"
+    )
 
 
 def test_truncated_checkpoint(tiny_cfg, tmp_path):
@@ -157,7 +197,9 @@ def test_truncated_checkpoint(tiny_cfg, tmp_path):
 
 def test_checkpoint_with_arbitrary_objects_is_not_unpickled(tiny_cfg, tmp_path):
     path = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "payload": OmegaConf.create({"a": 1})}, path)  # a class, not plain data
+    torch.save(
+        {"state_dict": {}, "payload": OmegaConf.create({"a": 1})}, path
+    )  # a class, not plain data
     _fails_cleanly(tiny_cfg(f"ckpt_path={path}"), "weights_only=True")
 
 
@@ -173,7 +215,9 @@ def test_resume_with_another_seed_keeps_the_run_folder(tiny_cfg):
     ckpts = Path(cfg.paths.output_dir) / "checkpoints"
     ckpts.mkdir(parents=True)
     _fake_checkpoint(tiny_cfg, ckpts / "last.ckpt")  # written with seed=0
-    with pytest.raises(ConfigError, match=r"cannot be resumed with this config: seed \(checkpoint 0, this run 1\)"):
+    with pytest.raises(
+        ConfigError, match=r"cannot be resumed with this config: seed \(checkpoint 0, this run 1\)"
+    ):
         train(cfg)
     assert (ckpts / "last.ckpt").is_file()  # the run being resumed is left alone
 
@@ -195,24 +239,45 @@ def test_cli_resume_with_another_model_exits_2_without_traceback(tiny_cfg, tiny_
     path = _fake_checkpoint(tiny_cfg, tmp_path / "other.ckpt", "embedding_dim=32")
     run_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-c", "from dml.cli.train import main; main()", *tiny_run, f"ckpt_path={path}",
-         f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, env=dict(os.environ, WANDB_MODE="offline"), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            "from dml.cli.train import main; main()",
+            *tiny_run,
+            f"ckpt_path={path}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, WANDB_MODE="offline"),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "embedding_dim (checkpoint 32, this run 64)" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        "embedding_dim (checkpoint 32, this run 64)" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     assert not run_dir.exists()
 
 
 # ---- secrets ------------------------------------------------------------------------------------------
-def test_wandb_key_never_reaches_the_run_folder_or_the_console(compose_cfg, tiny_run, monkeypatch, capfd):
+def test_wandb_key_never_reaches_the_run_folder_or_the_console(
+    compose_cfg, tiny_run, monkeypatch, capfd
+):
     pytest.importorskip("wandb")
     secret = "secret-test-key"
     monkeypatch.setenv("WANDB_API_KEY", secret)
     monkeypatch.setenv("WANDB_MODE", "offline")
     # a config that interpolates the key gets it masked in results.json, the checkpoint and the logger
     no_logger = [o for o in tiny_run if o != "logger=none"]
-    cfg = compose_cfg(*no_logger, "trainer.limit_train_batches=1", "logger=wandb", "logger.wandb.mode=offline", "+notes.wandb_api_key=${oc.env:WANDB_API_KEY}")
+    cfg = compose_cfg(
+        *no_logger,
+        "trainer.limit_train_batches=1",
+        "logger=wandb",
+        "logger.wandb.mode=offline",
+        "+notes.wandb_api_key=${oc.env:WANDB_API_KEY}",
+    )
     out = Path(cfg.paths.output_dir)
     result = train(cfg)
     assert result["config"]["notes"]["wandb_api_key"] == "***"
@@ -222,4 +287,6 @@ def test_wandb_key_never_reaches_the_run_folder_or_the_console(compose_cfg, tiny
     assert any(p.suffix == ".ckpt" for p in files) and any("wandb" in p.parts for p in files)
     leaks = [str(p) for p in files if secret.encode() in p.read_bytes()]
     assert not leaks, leaks
-    assert json.loads((out / "results.json").read_text())["config"]["notes"]["wandb_api_key"] == "***"
+    assert (
+        json.loads((out / "results.json").read_text())["config"]["notes"]["wandb_api_key"] == "***"
+    )

@@ -27,11 +27,23 @@ FAST = (
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
     code = "from dml.cli.train import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_fast_dev_run(compose_cfg):
-    cfg = compose_cfg("logger=none", "trainer.fast_dev_run=true", "eval.before_training=false", "eval.raw_baseline=false")
+    cfg = compose_cfg(
+        "logger=none",
+        "trainer.fast_dev_run=true",
+        "eval.before_training=false",
+        "eval.raw_baseline=false",
+    )
     result = train(cfg)
     assert result["global_step"] == 1
 
@@ -43,7 +55,11 @@ def test_tiny_run_writes_results_and_checkpoints(compose_cfg):
     saved = json.loads((out / "results.json").read_text())
     assert saved["config"]["loss"]["_target_"] == "dml.losses.MarginLoss"
     assert saved["dataset"] == "digits" and saved["epochs"] == 2
-    for column in (saved["metrics"], saved["baselines"]["untrained"], saved["baselines"]["raw pixels"]):
+    for column in (
+        saved["metrics"],
+        saved["baselines"]["untrained"],
+        saved["baselines"]["raw pixels"],
+    ):
         assert 0.0 <= column["map@r"] <= 1.0 and 0.0 <= column["recall@1"] <= 1.0
     assert result["metrics"] == saved["metrics"]
     assert (out / "checkpoints" / "last.ckpt").is_file()
@@ -71,7 +87,9 @@ def test_cli_wrong_type_exits_cleanly(tmp_path):
     proc = _cli("trainer.max_epochs=abc", cwd=tmp_path)
     assert proc.returncode == 2
     assert "trainer.max_epochs='abc'" in proc.stderr and "Traceback" not in proc.stderr
-    leftovers = list((tmp_path / "outputs").rglob("*.json")) + list((tmp_path / "outputs").rglob("*.ckpt"))
+    leftovers = list((tmp_path / "outputs").rglob("*.json")) + list(
+        (tmp_path / "outputs").rglob("*.ckpt")
+    )
     assert not leftovers
     # no run folder is left (Hydra makes outputs/train/<date>/ before dml sees the bad value)
     assert list((tmp_path / "outputs" / "train").glob("*")) == []
@@ -89,7 +107,9 @@ def test_default_run_beats_the_untrained_network_and_raw_pixels(compose_cfg):
     """The default configuration (what `make train` runs), only without W&B and plots: on the
     unseen digits 5-9 its MAP@R must clearly beat raw pixels (0.6228) and the untrained network.
     Measured with seeds 0, 1, 2: 0.690, 0.690, 0.718."""
-    cfg = compose_cfg("logger=none", "trainer.enable_progress_bar=false", "callbacks.eval_plots=null")
+    cfg = compose_cfg(
+        "logger=none", "trainer.enable_progress_bar=false", "callbacks.eval_plots=null"
+    )
     result = train(cfg)
     trained, baselines = result["metrics"], result["baselines"]
     assert trained["map@r"] > baselines["raw pixels"]["map@r"] + 0.04
@@ -98,7 +118,13 @@ def test_default_run_beats_the_untrained_network_and_raw_pixels(compose_cfg):
 
 
 def test_cli_canonical_call_from_another_folder(tmp_path):
-    proc = _cli("loss=margin", "sampler=distance_weighted", *FAST, "hydra.run.dir=" + str(tmp_path / "r"), cwd=tmp_path)
+    proc = _cli(
+        "loss=margin",
+        "sampler=distance_weighted",
+        *FAST,
+        "hydra.run.dir=" + str(tmp_path / "r"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "map@r" in proc.stdout and "untrained" in proc.stdout and "raw pixels" in proc.stdout
     assert (tmp_path / "r" / "results.json").is_file()

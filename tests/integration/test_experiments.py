@@ -55,7 +55,9 @@ def test_every_paper_setting_has_an_experiment():
     stems = set(EXPERIMENTS)
     for dataset in ("cub", "cars", "sop"):
         assert f"wu2017_margin_{dataset}" in stems
-        assert f"levi2020_eps_triplet_{dataset}" in stems and f"levi2020_eps_margin_{dataset}" in stems
+        assert (
+            f"levi2020_eps_triplet_{dataset}" in stems and f"levi2020_eps_margin_{dataset}" in stems
+        )
         assert f"musgrave2020_margin_{dataset}" in stems
     for dataset in ("cub", "cars", "sop", "inshop"):
         assert f"wang2019_ms512_{dataset}" in stems
@@ -67,21 +69,37 @@ def test_published_numbers_name_metrics_the_run_reports(compose_cfg, name):
     cfg = _experiment_cfg(compose_cfg, name)
     published = cfg.published
     assert published.paper and published.method
-    reported = {f"recall@{k}" for k in cfg.dataset.metrics.ks} | {"map@r", "r_precision", "nmi", "f1"}
+    reported = {f"recall@{k}" for k in cfg.dataset.metrics.ks} | {
+        "map@r",
+        "r_precision",
+        "nmi",
+        "f1",
+    }
     for metric, value in published.metrics.items():
         assert metric in reported, f"{name}: published.{metric} is not a metric the run reports"
-        assert 0 < value <= 100, f"{name}: published numbers are percents as printed, got {metric}={value}"
+        assert 0 < value <= 100, (
+            f"{name}: published numbers are percents as printed, got {metric}={value}"
+        )
 
 
 @pytest.mark.parametrize(
-    "name", [n if n in REPRESENTATIVE else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS]
+    "name",
+    [n if n in REPRESENTATIVE else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS],
 )
 def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, fast_run, data_roots, name):
     cfg = _experiment_cfg(compose_cfg, name, *fast_run, *TINY)
     if cfg.dataset.get("folds"):
         # the fixture train splits hold 3 classes, too few for validation folds of 2 classes or more
         # (tests/training/test_folds_run.py runs the folds): train on the whole train split here
-        cfg = _experiment_cfg(compose_cfg, name, *fast_run, *TINY, "dataset.folds=null", "dataset.fold=null", "monitor=map@r")
+        cfg = _experiment_cfg(
+            compose_cfg,
+            name,
+            *fast_run,
+            *TINY,
+            "dataset.folds=null",
+            "dataset.fold=null",
+            "monitor=map@r",
+        )
     cfg.dataset.root = str(data_roots[cfg.dataset.name])
     result = train(cfg)
     assert result["global_step"] >= 1
@@ -92,11 +110,15 @@ def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, fast_run, data
         assert 0.0 <= saved["metrics"][f"recall@{k}"] <= 1.0
 
 
-@pytest.mark.parametrize("name", ["wu2017_margin_cub", "wang2019_ms64_cub"])  # ResNet-50 and BN-Inception
+@pytest.mark.parametrize(
+    "name", ["wu2017_margin_cub", "wang2019_ms64_cub"]
+)  # ResNet-50 and BN-Inception
 def test_experiment_backbone_builds_with_its_own_widths(compose_cfg, name):
     cfg = _experiment_cfg(compose_cfg, name, "backbone.net.pretrained=false")
     model = build_model(cfg).eval()
-    expected = {"dml.models.TorchvisionResNet": 2048, "dml.models.BNInception": 1024}[cfg.backbone.net._target_]
+    expected = {"dml.models.TorchvisionResNet": 2048, "dml.models.BNInception": 1024}[
+        cfg.backbone.net._target_
+    ]
     assert model.backbone.out_features == expected
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 64))

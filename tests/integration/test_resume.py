@@ -60,7 +60,9 @@ def _recorded_train(cfg) -> tuple[dict, list[tuple]]:
     original = DMLModule.training_step
 
     def recording(self, batch, batch_idx):
-        seen.append((self.global_step, tuple(batch[1].tolist()), round(float(batch[0].double().sum()), 6)))
+        seen.append(
+            (self.global_step, tuple(batch[1].tolist()), round(float(batch[0].double().sum()), 6))
+        )
         return original(self, batch, batch_idx)
 
     DMLModule.training_step = recording
@@ -74,8 +76,11 @@ def _recorded_train(cfg) -> tuple[dict, list[tuple]]:
 def reference(tmp_path_factory):
     """An uninterrupted run that keeps every step's and every epoch's checkpoint."""
     out = tmp_path_factory.mktemp("reference")
-    keep = "{_target_:pytorch_lightning.callbacks.ModelCheckpoint,dirpath:" + str(out / "steps") + \
-        ",filename:'s{step}',auto_insert_metric_name:false,save_top_k:-1,every_n_train_steps:1}"
+    keep = (
+        "{_target_:pytorch_lightning.callbacks.ModelCheckpoint,dirpath:"
+        + str(out / "steps")
+        + ",filename:'s{step}',auto_insert_metric_name:false,save_top_k:-1,every_n_train_steps:1}"
+    )
     cfg = _compose(out, "callbacks.model_checkpoint.save_top_k=-1", f"+callbacks.keep_all={keep}")
     result, batches = _recorded_train(cfg)
     return out, result, batches
@@ -98,7 +103,9 @@ def test_uninterrupted_run_checkpoint_holds_the_training_state(reference):
     assert ckpt["dml"]["sampler"]["generators"]  # the tuple sampler's own torch.Generator
     mid = read_checkpoint(out / "steps" / "s1.ckpt")
     assert mid["DMLDataModule"]["batch_sampler"] == {"epoch": 0, "position": 1, "seed": 0}
-    end = read_checkpoint(out / "steps" / "s3.ckpt")  # epoch 0's last batch: resumes at epoch 1's first
+    end = read_checkpoint(
+        out / "steps" / "s3.ckpt"
+    )  # epoch 0's last batch: resumes at epoch 1's first
     assert end["DMLDataModule"]["batch_sampler"] == {"epoch": 1, "position": 0, "seed": 0}
 
 
@@ -107,7 +114,10 @@ def test_two_runs_with_the_same_seed_are_identical(reference, tmp_path):
     again, batches_again = _recorded_train(_compose(tmp_path))
     assert again["metrics"] == result["metrics"]
     assert batches_again == batches
-    ref, new = _weights(out / "checkpoints" / "last.ckpt"), _weights(tmp_path / "checkpoints" / "last.ckpt")
+    ref, new = (
+        _weights(out / "checkpoints" / "last.ckpt"),
+        _weights(tmp_path / "checkpoints" / "last.ckpt"),
+    )
     assert all(torch.equal(ref[k], new[k]) for k in ref)
 
 
@@ -116,11 +126,15 @@ def test_two_runs_with_the_same_seed_are_identical(reference, tmp_path):
     [
         "steps/s1.ckpt",  # mid-epoch 0, after its 1st batch
         "checkpoints/epoch_000.ckpt",  # end of epoch 0, after evaluation
-        pytest.param("steps/s3.ckpt", marks=pytest.mark.slow),  # epoch 0's last batch, before evaluation
+        pytest.param(
+            "steps/s3.ckpt", marks=pytest.mark.slow
+        ),  # epoch 0's last batch, before evaluation
         pytest.param("steps/s5.ckpt", marks=pytest.mark.slow),  # mid-epoch 1
     ],
 )
-def test_resumed_run_ends_identical_to_the_uninterrupted_one(reference, tmp_path, checkpoint, monkeypatch):
+def test_resumed_run_ends_identical_to_the_uninterrupted_one(
+    reference, tmp_path, checkpoint, monkeypatch
+):
     out, result, batches = reference
     start = read_checkpoint(out / checkpoint)["global_step"]
     loads, real_load = [], torch.load
@@ -131,12 +145,17 @@ def test_resumed_run_ends_identical_to_the_uninterrupted_one(reference, tmp_path
 
     monkeypatch.setattr(torch, "load", spy)
     resumed, seen = _recorded_train(_compose(tmp_path, f"ckpt_path={out / checkpoint}"))
-    assert loads and all(w is True for w in loads)  # our check and Lightning's restore: weights_only=True
+    assert loads and all(
+        w is True for w in loads
+    )  # our check and Lightning's restore: weights_only=True
     assert resumed["resumed_from"] == str(out / checkpoint)
     assert resumed["global_step"] == STEPS and resumed["epochs"] == 2
     assert seen == batches[start:]  # the same batches, in the same order, each once
     assert resumed["metrics"] == result["metrics"]
-    ref, new = _weights(out / "checkpoints" / "last.ckpt"), _weights(tmp_path / "checkpoints" / "last.ckpt")
+    ref, new = (
+        _weights(out / "checkpoints" / "last.ckpt"),
+        _weights(tmp_path / "checkpoints" / "last.ckpt"),
+    )
     assert all(torch.equal(ref[k], new[k]) for k in ref)
 
 
@@ -173,14 +192,26 @@ def killed_run(tmp_path_factory) -> Path:
     run_dir.mkdir()
     ckpts = run_dir / "checkpoints"
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SLOW_FSYNC.replace("DELAY", "3.0"), *KILLED, f"hydra.run.dir={run_dir}"],
-        cwd=run_dir.parent, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-c",
+            _SLOW_FSYNC.replace("DELAY", "3.0"),
+            *KILLED,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=run_dir.parent,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 300
     # last.ckpt exists and its replacement is being written: each fsync pauses 3 s, so the kill lands there
     while not ((ckpts / "last.ckpt").is_file() and any(ckpts.glob(".last.ckpt.*.tmp"))):
         if proc.poll() is not None:
-            pytest.fail(f"dml-train ended (rc {proc.returncode}) before the kill:\n{proc.stdout.read()[-3000:]}")
+            pytest.fail(
+                f"dml-train ended (rc {proc.returncode}) before the kill:\n{proc.stdout.read()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail("timed out waiting for a checkpoint save")
@@ -203,14 +234,26 @@ def test_sigkill_mid_epoch_then_resume_finishes_with_the_same_steps(killed_run):
     last = killed_run / "checkpoints" / "last.ckpt"
     killed_at = _global_step(last)
     resumed = subprocess.run(
-        [sys.executable, "-c", "from dml.cli.train import main; main()", *KILLED, f"hydra.run.dir={killed_run}",
-         "resume=true"],
-        cwd=killed_run.parent, env=_env(), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            "from dml.cli.train import main; main()",
+            *KILLED,
+            f"hydra.run.dir={killed_run}",
+            "resume=true",
+        ],
+        cwd=killed_run.parent,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     result = json.loads((killed_run / "results.json").read_text())
     assert result["resumed_from"] == str(last)
-    assert result["global_step"] == 2 * 4 and result["epochs"] == 2  # what an uninterrupted run does
+    assert (
+        result["global_step"] == 2 * 4 and result["epochs"] == 2
+    )  # what an uninterrupted run does
     assert result["metrics"] and all(math.isfinite(v) for v in result["metrics"].values())
     assert _global_step(last) == 2 * 4 > killed_at
     assert not list(last.parent.glob(".*.tmp"))  # the killed save's temporary file is cleaned up
@@ -218,6 +261,8 @@ def test_sigkill_mid_epoch_then_resume_finishes_with_the_same_steps(killed_run):
 
 def test_resuming_a_finished_run_trains_no_more_and_reports_its_metrics(reference, tmp_path):
     out, result, _ = reference
-    again, seen = _recorded_train(_compose(tmp_path, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"))
+    again, seen = _recorded_train(
+        _compose(tmp_path, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}")
+    )
     assert seen == [] and again["global_step"] == STEPS
     assert again["metrics"] == result["metrics"]  # the final weights, evaluated again

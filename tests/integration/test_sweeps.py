@@ -28,22 +28,39 @@ REPO = Path(__file__).resolve().parents[2]
 def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", HYDRA_FULL_ERROR="1")
     code = "from dml.cli.train import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_tiny_optuna_sweep_finishes_and_reports(fast_run, tmp_path, capsys):
     sweep = tmp_path / "optuna"
     proc = _train(
-        "hparams_search=optuna_margin", "loss=margin", "sampler=distance_weighted",
-        "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
-        *fast_run, *SWEEP, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+        "hparams_search=optuna_margin",
+        "loss=margin",
+        "sampler=distance_weighted",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        *fast_run,
+        *SWEEP,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = sorted(sweep.glob("*/results.json"))
     assert len(results) == 2
-    monitored = [json.loads(p.read_text())["metrics"]["map@r"] for p in results]  # digits monitors map@r
+    monitored = [
+        json.loads(p.read_text())["metrics"]["map@r"] for p in results
+    ]  # digits monitors map@r
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert best["best_value"] == pytest.approx(max(monitored))  # the sweeper maximised dml-train's return value
+    assert best["best_value"] == pytest.approx(
+        max(monitored)
+    )  # the sweeper maximised dml-train's return value
     assert set(best["best_params"]) == {"optimizer.lr", "loss.margin", "loss.beta", "optim.loss_lr"}
 
     assert report_main([str(sweep)]) == 0
@@ -54,7 +71,15 @@ def test_tiny_optuna_sweep_finishes_and_reports(fast_run, tmp_path, capsys):
 
 def test_tiny_multirun_grid_is_a_table_with_mean_and_std(fast_run, tmp_path, capsys):
     sweep = tmp_path / "grid"
-    proc = _train("-m", "loss=triplet,margin", "seed=0,1", *fast_run, *SWEEP, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = _train(
+        "-m",
+        "loss=triplet,margin",
+        "seed=0,1",
+        *fast_run,
+        *SWEEP,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(sweep.glob("*/results.json"))) == 4
 
@@ -87,11 +112,20 @@ def test_optuna_searches_name_existing_options(compose_cfg, search, partner):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"hparams_search={search}", partner], return_hydra_config=True)
+        cfg = compose(
+            config_name="train",
+            overrides=[f"hparams_search={search}", partner],
+            return_hydra_config=True,
+        )
     GlobalHydra.instance().clear()
-    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "maximize"
+    assert (
+        cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+        and cfg.hydra.sweeper.direction == "maximize"
+    )
     for key in cfg.hydra.sweeper.params:
-        assert OmegaConf.select(cfg, key) is not None, f"{search}: {key} is not an option of {partner}"
+        assert OmegaConf.select(cfg, key) is not None, (
+            f"{search}: {key} is not an option of {partner}"
+        )
 
 
 def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
@@ -100,7 +134,11 @@ def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        base = compose(config_name="train", overrides=["hparams_search=wu2017_ablation"], return_hydra_config=True)
+        base = compose(
+            config_name="train",
+            overrides=["hparams_search=wu2017_ablation"],
+            return_hydra_config=True,
+        )
     params = dict(base.hydra.sweeper.params)
     assert params["seed"] == "0,1,2"
     losses, samplers = params["loss"].split(","), params["sampler"].split(",")
@@ -111,9 +149,20 @@ def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
     for loss_name in losses:
         for sampler_name in samplers:
             with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-                cfg = compose(config_name="train", overrides=["hparams_search=wu2017_ablation", f"loss={loss_name}", f"sampler={sampler_name}"])
+                cfg = compose(
+                    config_name="train",
+                    overrides=[
+                        "hparams_search=wu2017_ablation",
+                        f"loss={loss_name}",
+                        f"sampler={sampler_name}",
+                    ],
+                )
             GlobalHydra.instance().clear()
-            assert cfg.dataset.name == "cub200" and cfg.backbone.net.name == "resnet50" and cfg.embedding_dim == 128
+            assert (
+                cfg.dataset.name == "cub200"
+                and cfg.backbone.net.name == "resnet50"
+                and cfg.embedding_dim == 128
+            )
             tuples = instantiate(cfg.sampler)(embeddings.detach(), labels)
             value = instantiate(cfg.loss)(embeddings, labels, tuples)
             assert torch.isfinite(value), (loss_name, sampler_name)
@@ -131,4 +180,7 @@ def test_wandb_sweep_file_sweeps_options_that_exist(compose_cfg):
         value = spec["values"][0] if "values" in spec else spec["min"]
         sample.append(f"{key}={value}")
     cfg = compose_cfg(*fixed, *sample)  # the agent's command composes: every name exists
-    assert cfg.loss._target_ == "dml.losses.MarginLoss" and cfg.embedding_dim == sweep["parameters"]["embedding_dim"]["values"][0]
+    assert (
+        cfg.loss._target_ == "dml.losses.MarginLoss"
+        and cfg.embedding_dim == sweep["parameters"]["embedding_dim"]["values"][0]
+    )

@@ -84,7 +84,9 @@ inception_5b_pool_proj 1024 128 1
 """
 
 
-def converted_state_dict(bn_shape_1c: bool = False, with_counter: bool = False) -> dict[str, torch.Tensor]:
+def converted_state_dict(
+    bn_shape_1c: bool = False, with_counter: bool = False
+) -> dict[str, torch.Tensor]:
     """A state dict with the converted file's names and shapes (random values), classifier included."""
     g = torch.Generator().manual_seed(0)
     state: dict[str, torch.Tensor] = {}
@@ -121,8 +123,12 @@ def converted_file(tmp_path_factory) -> tuple:
 
 
 def test_key_names_and_shapes_are_those_of_the_converted_weights(model):
-    expected = {k: v.shape for k, v in converted_state_dict().items() if not k.startswith("last_linear.")}
-    own = {k: v.shape for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    expected = {
+        k: v.shape for k, v in converted_state_dict().items() if not k.startswith("last_linear.")
+    }
+    own = {
+        k: v.shape for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
     assert own == expected
     assert sum(v.numel() for v in model.parameters()) == sum(
         v.numel() for k, v in expected.items() if not k.endswith(("running_mean", "running_var"))
@@ -133,7 +139,11 @@ def test_loads_the_converted_file_strictly(converted_file):
     state, path = converted_file
     net = BNInception(weights=str(path))
     loaded = net.state_dict()
-    for key in ("conv1_7x7_s2.weight", "inception_3a_1x1_bn.running_mean", "inception_5b_pool_proj_bn.weight"):
+    for key in (
+        "conv1_7x7_s2.weight",
+        "inception_3a_1x1_bn.running_mean",
+        "inception_5b_pool_proj_bn.weight",
+    ):
         assert torch.equal(loaded[key], state[key].reshape(loaded[key].shape))
     assert not any(k.startswith("last_linear") for k in loaded)
 
@@ -143,7 +153,9 @@ def test_oldest_conversion_with_1xC_batchnorm_vectors_loads(tmp_path):
     assert state["conv1_7x7_s2_bn.running_var"].shape == (1, 64)
     torch.save(state, tmp_path / "old.pth")
     net = BNInception(weights=str(tmp_path / "old.pth"))
-    assert torch.equal(net.conv1_7x7_s2_bn.running_var, state["conv1_7x7_s2_bn.running_var"].reshape(64))
+    assert torch.equal(
+        net.conv1_7x7_s2_bn.running_var, state["conv1_7x7_s2_bn.running_var"].reshape(64)
+    )
 
 
 def test_missing_or_misnamed_layers_are_errors(tmp_path):

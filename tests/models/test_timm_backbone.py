@@ -33,7 +33,9 @@ def test_unknown_name_lists_similar_ones():
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_local_weights_load_strictly_without_classifier(tmp_path, suffix):
-    source = timm.create_model(NAME, num_classes=1000)  # a checkpoint as published: with its classifier
+    source = timm.create_model(
+        NAME, num_classes=1000
+    )  # a checkpoint as published: with its classifier
     state = {k: v.clone() for k, v in source.state_dict().items()}
     assert "fc.weight" in state
     path = tmp_path / f"weights{suffix}"
@@ -70,10 +72,15 @@ def test_pretrained_loads_from_the_cache(monkeypatch, tmp_path):
     torch.save(source.state_dict(), tmp_path / "cached.pth")
     monkeypatch.setattr(tb, "cached_weights", lambda cfg: tmp_path / "cached.pth")
     net = TimmBackbone(NAME, pretrained=True)
-    assert torch.equal(net.net.state_dict()["conv1.0.weight"], source.state_dict()["conv1.0.weight"])
+    assert torch.equal(
+        net.net.state_dict()["conv1.0.weight"], source.state_dict()["conv1.0.weight"]
+    )
 
 
 def test_weights_location_for_url_hosted_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     text = tb.weights_location({"url": "https://example.org/w/net-1234.pth"})
-    assert str(tmp_path / "checkpoints" / "net-1234.pth") in text and "https://example.org/w/net-1234.pth" in text
+    assert (
+        str(tmp_path / "checkpoints" / "net-1234.pth") in text
+        and "https://example.org/w/net-1234.pth" in text
+    )

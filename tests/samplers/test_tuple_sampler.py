@@ -126,7 +126,9 @@ def test_rho_one_makes_every_negative_a_positive_and_rho_is_checked(make_batch):
 def test_rho_leaves_anchors_without_positives_alone():
     # a class of one item has no positive: its anchor yields no triplet, and in the Pairs of
     # negative="all" its negative pairs (as a negative anchor) cannot be swapped
-    x = torch.nn.functional.normalize(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    x = torch.nn.functional.normalize(
+        torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), dim=1
+    )
     labels = torch.tensor([0, 0, 1, 1, 2])
     pa, p, na, n = TupleSampler("all", "all", seed=0, rho=1.0)(x, labels)
     assert (labels[na] == labels[n]).all()

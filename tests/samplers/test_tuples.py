@@ -71,7 +71,11 @@ def test_triplets_to_pairs_keeps_each_term():
     back = to_triplets(pairs)
     assert isinstance(back, Triplets)
     assert sorted(zip(*(x.tolist() for x in back), strict=True)) == [
-        (0, 1, 2), (0, 1, 2), (0, 1, 3), (0, 1, 3), (1, 0, 2)
+        (0, 1, 2),
+        (0, 1, 2),
+        (0, 1, 3),
+        (0, 1, 3),
+        (1, 0, 2),
     ]
     # plain tuples (e.g. from a pytorch-metric-learning miner) are accepted too
     assert isinstance(to_pairs(tuple(t)), Pairs)

@@ -32,8 +32,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _ckpt(dim: int = 4, **config) -> dict:
     return {
-        "state_dict": {"model.head.weight": torch.zeros(dim, 8), "model.head.bias": torch.zeros(dim)},
-        "hyper_parameters": {"config": {"embedding_dim": dim, "seed": 0, "dataset": {"name": "digits"}, **config}},
+        "state_dict": {
+            "model.head.weight": torch.zeros(dim, 8),
+            "model.head.bias": torch.zeros(dim),
+        },
+        "hyper_parameters": {
+            "config": {"embedding_dim": dim, "seed": 0, "dataset": {"name": "digits"}, **config}
+        },
         "global_step": 3,
     }
 
@@ -78,7 +83,9 @@ def test_remove_stale_temp_files_only_removes_temporaries(tmp_path):
 
 # ---- reading: clear errors -------------------------------------------------------------------
 def test_missing_checkpoint_names_the_path(tmp_path):
-    with pytest.raises(ConfigError, match=re.escape(str(tmp_path / "nope.ckpt")) + ".*does not exist"):
+    with pytest.raises(
+        ConfigError, match=re.escape(str(tmp_path / "nope.ckpt")) + ".*does not exist"
+    ):
         read_checkpoint(tmp_path / "nope.ckpt")
 
 
@@ -86,13 +93,17 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint(_ckpt(), path)
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(ConfigError, match="cannot be read: it is truncated or not a PyTorch checkpoint"):
+    with pytest.raises(
+        ConfigError, match="cannot be read: it is truncated or not a PyTorch checkpoint"
+    ):
         read_checkpoint(path)
 
 
 def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "payload": SimpleNamespace(a=1)}, path)  # needs an arbitrary class to unpickle
+    torch.save(
+        {"state_dict": {}, "payload": SimpleNamespace(a=1)}, path
+    )  # needs an arbitrary class to unpickle
     with pytest.raises(ConfigError, match="weights_only=True"):
         read_checkpoint(path)
 
@@ -105,14 +116,15 @@ def test_a_file_without_state_dict_is_not_a_dml_checkpoint(tmp_path):
 
 
 def test_every_torch_load_of_the_library_and_scripts_uses_weights_only_true():
-    files = subprocess.run(["git", "ls-files", "dml/*.py", "scripts/*.py"], cwd=REPO, capture_output=True,
-                           text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "dml/*.py", "scripts/*.py"], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
     assert files
     offenders = []
     for name in files:
         text = (REPO / name).read_text(encoding="utf-8", errors="replace")
         for match in re.finditer(r"torch\.load\(", text):
-            call = text[match.start(): text.find("\n\n", match.start())]
+            call = text[match.start() : text.find("\n\n", match.start())]
             depth, end = 0, 0
             for i, ch in enumerate(call):
                 depth += ch == "("
@@ -121,7 +133,7 @@ def test_every_torch_load_of_the_library_and_scripts_uses_weights_only_true():
                     end = i
                     break
             if "weights_only=True" not in call[:end]:
-                offenders.append(f"{name}: {call[:end + 1]}")
+                offenders.append(f"{name}: {call[: end + 1]}")
     assert not offenders, offenders
 
 
@@ -129,7 +141,9 @@ def test_every_torch_load_of_the_library_and_scripts_uses_weights_only_true():
 def test_shape_mismatch_names_both_shapes_and_the_config_difference(tmp_path):
     saved, current = _ckpt(dim=32), _ckpt(dim=64)
     with pytest.raises(ConfigError) as info:
-        check_compatible(saved, tmp_path / "a.ckpt", current["state_dict"], current["hyper_parameters"]["config"])
+        check_compatible(
+            saved, tmp_path / "a.ckpt", current["state_dict"], current["hyper_parameters"]["config"]
+        )
     message = str(info.value)
     assert "model.head.weight has shape [32, 8] in the checkpoint, [64, 8] in this run" in message
     assert "embedding_dim (checkpoint 32, this run 64)" in message
@@ -138,7 +152,9 @@ def test_shape_mismatch_names_both_shapes_and_the_config_difference(tmp_path):
 def test_missing_and_unexpected_keys_are_named(tmp_path):
     saved = _ckpt()
     current = {**saved["state_dict"], "loss.beta": torch.tensor(1.2)}
-    with pytest.raises(ConfigError, match="loss.beta is in this run's model but not in the checkpoint"):
+    with pytest.raises(
+        ConfigError, match="loss.beta is in this run's model but not in the checkpoint"
+    ):
         check_compatible(saved, tmp_path / "a.ckpt", current, saved["hyper_parameters"]["config"])
 
 
@@ -147,7 +163,9 @@ def test_resume_needs_the_same_seed_and_batch_plan(tmp_path):
     config = {**saved["hyper_parameters"]["config"], "seed": 1}
     with pytest.raises(ConfigError, match=r"seed \(checkpoint 0, this run 1\)"):
         check_compatible(saved, tmp_path / "a.ckpt", saved["state_dict"], config)
-    check_compatible(saved, tmp_path / "a.ckpt", saved["state_dict"], config, resume=False)  # weights alone fit
+    check_compatible(
+        saved, tmp_path / "a.ckpt", saved["state_dict"], config, resume=False
+    )  # weights alone fit
 
 
 def test_config_differences_lists_only_the_keys_asked_for():
@@ -160,19 +178,25 @@ def test_load_model_weights_fits_or_names_the_difference(tmp_path):
     model.head = torch.nn.Linear(8, 4)
     load_model_weights(model, _ckpt(dim=4), tmp_path / "a.ckpt", {"embedding_dim": 4})
     assert torch.equal(model.head.weight, torch.zeros(4, 8))
-    with pytest.raises(ConfigError, match=r"\[6, 8\] in the checkpoint, \[4, 8\] in this run.*Drop the overrides"):
+    with pytest.raises(
+        ConfigError, match=r"\[6, 8\] in the checkpoint, \[4, 8\] in this run.*Drop the overrides"
+    ):
         load_model_weights(model, _ckpt(dim=6), tmp_path / "a.ckpt", {"embedding_dim": 4})
 
 
 def test_resume_checkpoint_resolution(tmp_path):
     ckpt_dir = tmp_path / "checkpoints"
     cfg = OmegaConf.create({"ckpt_path": None, "resume": True})
-    assert resume_checkpoint(cfg, ckpt_dir) is None  # nothing to resume: start at step 0 (with a warning)
+    assert (
+        resume_checkpoint(cfg, ckpt_dir) is None
+    )  # nothing to resume: start at step 0 (with a warning)
     ckpt_dir.mkdir()
     (ckpt_dir / "last.ckpt").write_bytes(b"x")
     assert resume_checkpoint(cfg, ckpt_dir) == str(ckpt_dir / "last.ckpt")
     with pytest.raises(ConfigError, match="ckpt_path='/no/such.ckpt' does not exist"):
-        resume_checkpoint(OmegaConf.create({"ckpt_path": "/no/such.ckpt", "resume": False}), ckpt_dir)
+        resume_checkpoint(
+            OmegaConf.create({"ckpt_path": "/no/such.ckpt", "resume": False}), ckpt_dir
+        )
 
 
 # ---- training state --------------------------------------------------------------------------
@@ -196,20 +220,33 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 def _trainer(epoch: int, started: int, completed: int, processed: int, batches: int = 5):
     progress = SimpleNamespace(started=started, completed=completed)
     batch = SimpleNamespace(processed=processed)
-    loop = SimpleNamespace(epoch_progress=SimpleNamespace(current=progress),
-                           epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=batch)))
+    loop = SimpleNamespace(
+        epoch_progress=SimpleNamespace(current=progress),
+        epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=batch)),
+    )
     return SimpleNamespace(current_epoch=epoch, fit_loop=loop, num_training_batches=batches)
 
 
 @pytest.mark.parametrize(
     ("trainer", "expected"),
     [
-        (_trainer(epoch=1, started=2, completed=1, processed=3), (1, 3)),  # mid-epoch: 3 batches trained
-        (_trainer(epoch=1, started=2, completed=1, processed=5), (2, 0)),  # all batches done, evaluation pending
-        (_trainer(epoch=2, started=2, completed=2, processed=5), (2, 0)),  # between epochs (end of training)
+        (
+            _trainer(epoch=1, started=2, completed=1, processed=3),
+            (1, 3),
+        ),  # mid-epoch: 3 batches trained
+        (
+            _trainer(epoch=1, started=2, completed=1, processed=5),
+            (2, 0),
+        ),  # all batches done, evaluation pending
+        (
+            _trainer(epoch=2, started=2, completed=2, processed=5),
+            (2, 0),
+        ),  # between epochs (end of training)
     ],
 )
 def test_batch_sampler_state_counts_trained_batches_not_prefetched_ones(trainer, expected):
-    sampler = SimpleNamespace(state_dict=lambda: {"epoch": 9, "position": 4, "seed": 7})  # prefetched ahead
+    sampler = SimpleNamespace(
+        state_dict=lambda: {"epoch": 9, "position": 4, "seed": 7}
+    )  # prefetched ahead
     state = batch_sampler_state(trainer, sampler)
     assert (state["epoch"], state["position"]) == expected and state["seed"] == 7

@@ -47,28 +47,56 @@ def test_default_run_writes_every_picture(compose_cfg, fast_run):
     sizes = {p.stem: png_size(p) for p in plots.glob("*.png")}
     # training curves: loss, learning rate, active_fraction, beta_mean panels
     w, h = curves_size(4)
-    assert sizes == {**EVAL_SIZES, "sampled_distances": (1000, 400), "training_curves": (round(w * 100), round(h * 100))}
+    assert sizes == {
+        **EVAL_SIZES,
+        "sampled_distances": (1000, 400),
+        "training_curves": (round(w * 100), round(h * 100)),
+    }
     assert not [p for p in plots.iterdir() if p.is_dir()]  # every_n_epochs=0: no per-epoch folders
 
 
 def test_callbacks_over_two_epochs_with_wandb(compose_cfg, fast_run, tmp_path, monkeypatch):
     logged: list[tuple[dict, int | None]] = []
-    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.append((dict(metrics), step)))
+    monkeypatch.setattr(
+        WandbLogger,
+        "log_metrics",
+        lambda self, metrics, step=None: logged.append((dict(metrics), step)),
+    )
     cfg = compose_cfg(
-        *fast_run, "trainer.max_epochs=2", "loss=margin", "loss.num_classes=40", "sampler=distance_weighted", "scheduler=none",
-        "callbacks.eval_plots.every_n_epochs=1", "callbacks.eval_plots.projection=pca",
-        "callbacks.training_diagnostics.every_n_epochs=1", "+callbacks.training_diagnostics.log_every_n_steps=1",
-        "callbacks.progress_bar.style=tqdm", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+        *fast_run,
+        "trainer.max_epochs=2",
+        "loss=margin",
+        "loss.num_classes=40",
+        "sampler=distance_weighted",
+        "scheduler=none",
+        "callbacks.eval_plots.every_n_epochs=1",
+        "callbacks.eval_plots.projection=pca",
+        "callbacks.training_diagnostics.every_n_epochs=1",
+        "+callbacks.training_diagnostics.log_every_n_steps=1",
+        "callbacks.progress_bar.style=tqdm",
+        "callbacks.model_checkpoint=null",
+        "callbacks.last_checkpoint=null",
     )
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     module = build_module(cfg, evaluator=Evaluator.from_config(cfg, datamodule))
     callbacks = build_callbacks(cfg.callbacks, progress_bar=True)
-    evalp, diag, bar = (next(c for c in callbacks if isinstance(c, t)) for t in (EvalPlots, TrainingDiagnostics, ProgressBar))
+    evalp, diag, bar = (
+        next(c for c in callbacks if isinstance(c, t))
+        for t in (EvalPlots, TrainingDiagnostics, ProgressBar)
+    )
     logger = WandbLogger(mode="disabled", save_dir=str(tmp_path))
     trainer = pl.Trainer(
-        max_epochs=2, limit_train_batches=2, limit_val_batches=1, logger=logger, callbacks=callbacks, num_sanity_val_steps=0,
-        enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(tmp_path), log_every_n_steps=1,
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=logger,
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        log_every_n_steps=1,
     )
     trainer.fit(module, datamodule=datamodule)
 
@@ -79,15 +107,30 @@ def test_callbacks_over_two_epochs_with_wandb(compose_cfg, fast_run, tmp_path, m
     for name, size in EVAL_SIZES.items():
         assert png_size(plots / f"{name}.png") == size
         # the last evaluation was drawn once, at epoch 1, and copied as the final picture
-        assert filecmp.cmp(plots / f"{name}.png", plots / "epoch_001" / f"{name}.png", shallow=False)
-    assert set(evalp.final) == set(EVAL_SIZES) and set(diag.final) == {"sampled_distances", "training_curves"}
+        assert filecmp.cmp(
+            plots / f"{name}.png", plots / "epoch_001" / f"{name}.png", shallow=False
+        )
+    assert set(evalp.final) == set(EVAL_SIZES) and set(diag.final) == {
+        "sampled_distances",
+        "training_curves",
+    }
 
     # W&B: the pictures as images, the picked/batch distances and per-class beta as histograms
-    images = {k for m, _ in logged for k, v in m.items() if isinstance(v, list) and isinstance(v[0], wandb.Image)}
+    images = {
+        k
+        for m, _ in logged
+        for k, v in m.items()
+        if isinstance(v, list) and isinstance(v[0], wandb.Image)
+    }
     assert images == {f"plots/{n}" for n in (*EVAL_SIZES, "sampled_distances", "training_curves")}
     hists = {k for m, _ in logged for k, v in m.items() if isinstance(v, wandb.Histogram)}
-    assert {"train/distances/picked_positive (all)", "train/distances/picked_negative (distance_weighted)",
-            "train/distances/batch_positive", "train/distances/batch_negative", "train/beta_class"} <= hists
+    assert {
+        "train/distances/picked_positive (all)",
+        "train/distances/picked_negative (distance_weighted)",
+        "train/distances/batch_positive",
+        "train/distances/batch_negative",
+        "train/beta_class",
+    } <= hists
 
     # learning rates per parameter group; training curves every step (log_every_n_steps=1)
     assert trainer.logged_metrics["train/lr/loss"] == torch.tensor(cfg.optim.loss_lr)
@@ -109,8 +152,12 @@ def test_callbacks_over_two_epochs_with_wandb(compose_cfg, fast_run, tmp_path, m
 
 def test_progress_bar_dropped_when_the_trainer_has_none(compose_cfg):
     cfg = compose_cfg()
-    assert any(isinstance(c, ProgressBar) for c in build_callbacks(cfg.callbacks, progress_bar=True))
-    assert not any(isinstance(c, ProgressBar) for c in build_callbacks(cfg.callbacks, progress_bar=False))
+    assert any(
+        isinstance(c, ProgressBar) for c in build_callbacks(cfg.callbacks, progress_bar=True)
+    )
+    assert not any(
+        isinstance(c, ProgressBar) for c in build_callbacks(cfg.callbacks, progress_bar=False)
+    )
 
 
 def test_image_rate_over_a_window(monkeypatch):
@@ -140,4 +187,7 @@ def test_a_step_record_is_counted_once_even_when_the_next_step_was_skipped():
     diag = TrainingDiagnostics()
     for _ in range(2):
         diag.on_train_batch_end(trainer, module, None, None, 0)
-    assert {k: int(v.sum()) for k, v in diag.batch.counts().items()} == {"positive": 1, "negative": 2}
+    assert {k: int(v.sum()) for k, v in diag.batch.counts().items()} == {
+        "positive": 1,
+        "negative": 2,
+    }

@@ -31,14 +31,19 @@ def test_skip_counts_the_step_and_logs_it(bad, caplog):
     with caplog.at_level(logging.WARNING, logger="dml"):
         assert guard.check("loss", "global step 7 (epoch 1, batch 2)", torch.tensor(bad))
     assert guard.skipped == 1
-    assert "non-finite loss at global step 7 (epoch 1, batch 2): step skipped (1 skipped so far)" in caplog.text
+    assert (
+        "non-finite loss at global step 7 (epoch 1, batch 2): step skipped (1 skipped so far)"
+        in caplog.text
+    )
 
 
 def test_stop_names_the_step_and_the_fix():
     guard = NonFiniteGuard("stop")
     embeddings = torch.ones(4, 3)
     embeddings[2, 1] = float("nan")
-    with pytest.raises(NonFiniteError, match=r"non-finite embeddings at global step 3 .*nonfinite=skip"):
+    with pytest.raises(
+        NonFiniteError, match=r"non-finite embeddings at global step 3 .*nonfinite=skip"
+    ):
         guard.check("embeddings", "global step 3 (epoch 0, batch 3)", embeddings)
 
 
@@ -53,7 +58,9 @@ def test_patience_stops_a_run_that_only_skips():
 
 def test_any_rank_decision_makes_every_rank_skip():
     guard = NonFiniteGuard("skip")
-    assert guard.check("loss", "a", torch.tensor(1.0), any_rank=lambda bad: True)  # another rank saw NaN
+    assert guard.check(
+        "loss", "a", torch.tensor(1.0), any_rank=lambda bad: True
+    )  # another rank saw NaN
 
 
 def test_before_optimizer_step_drops_gradients_of_a_skipped_or_nan_step():
@@ -85,10 +92,20 @@ def test_bad_options_are_named():
 
 
 def test_redact_secrets_masks_secret_keys_only():
-    config = {"logger": {"wandb": {"api_key": "abc", "project": "dml"}}, "token": "t", "tags": [{"password": "p"}],
-              "lr": 0.1, "secret": None}
-    assert redact_secrets(config) == {"logger": {"wandb": {"api_key": "***", "project": "dml"}}, "token": "***",
-                                      "tags": [{"password": "***"}], "lr": 0.1, "secret": None}
+    config = {
+        "logger": {"wandb": {"api_key": "abc", "project": "dml"}},
+        "token": "t",
+        "tags": [{"password": "p"}],
+        "lr": 0.1,
+        "secret": None,
+    }
+    assert redact_secrets(config) == {
+        "logger": {"wandb": {"api_key": "***", "project": "dml"}},
+        "token": "***",
+        "tags": [{"password": "***"}],
+        "lr": 0.1,
+        "secret": None,
+    }
 
 
 # ---- a real run with NaN injected --------------------------------------------------------------
@@ -117,10 +134,14 @@ def _inject(monkeypatch, faults: dict[int, str]) -> None:
     monkeypatch.setattr(TrainingObjective, "__call__", compute_loss)
 
 
-def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(compose_cfg, tiny_run, monkeypatch, caplog):
+def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(
+    compose_cfg, tiny_run, monkeypatch, caplog
+):
     _inject(monkeypatch, {1: "loss", 2: "embeddings", 3: "gradient"})
     with caplog.at_level(logging.WARNING, logger="dml"):
-        result = train(compose_cfg(*tiny_run, *GUARDED, "trainer.limit_train_batches=5", "nonfinite=skip"))
+        result = train(
+            compose_cfg(*tiny_run, *GUARDED, "trainer.limit_train_batches=5", "nonfinite=skip")
+        )
     assert result["nonfinite_steps"] == 3
     assert result["global_step"] == 5
     assert all(v == v for v in result["metrics"].values())  # finite metrics (NaN != NaN)
@@ -130,17 +151,28 @@ def test_nan_loss_embeddings_and_gradients_are_skipped_and_counted(compose_cfg, 
 
 def test_skipped_steps_never_change_the_weights(compose_cfg, tiny_run, monkeypatch):
     _inject(monkeypatch, {-1: "loss"})  # every step
-    cfg = compose_cfg(*tiny_run, *GUARDED, "loss=margin", "nonfinite=skip", "nonfinite_patience=0", "callbacks=default")
+    cfg = compose_cfg(
+        *tiny_run,
+        *GUARDED,
+        "loss=margin",
+        "nonfinite=skip",
+        "nonfinite_patience=0",
+        "callbacks=default",
+    )
     result = train(cfg)
     assert result["nonfinite_steps"] == 3
     ckpt = read_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
     assert ckpt["dml"]["nonfinite_steps"] == 3
     assert ckpt["optimizer_states"][0]["state"] == {}  # the optimizer never stepped
     assert ckpt["state_dict"]["loss.beta"].item() == pytest.approx(1.2)  # nor did beta move
-    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+    )
 
 
 def test_nonfinite_stop_names_the_step(compose_cfg, tiny_run, monkeypatch):
     _inject(monkeypatch, {2: "loss"})
-    with pytest.raises(NonFiniteError, match=r"non-finite loss at global step 2 \(epoch 0, batch 2\)"):
+    with pytest.raises(
+        NonFiniteError, match=r"non-finite loss at global step 2 \(epoch 0, batch 2\)"
+    ):
         train(compose_cfg(*tiny_run, *GUARDED, "nonfinite=stop"))

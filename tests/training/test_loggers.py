@@ -10,19 +10,34 @@ from dml.training.loggers import build_loggers, previous_wandb_run_id
 def _cfg(tmp_path, **wandb):
     return OmegaConf.create(
         {
-            "wandb": {"_target_": "pytorch_lightning.loggers.WandbLogger", "project": "dml", "mode": "disabled",
-                      "save_dir": str(tmp_path), **wandb},
-            "csv": {"_target_": "pytorch_lightning.loggers.CSVLogger", "save_dir": str(tmp_path), "name": "csv",
-                    "version": ""},
+            "wandb": {
+                "_target_": "pytorch_lightning.loggers.WandbLogger",
+                "project": "dml",
+                "mode": "disabled",
+                "save_dir": str(tmp_path),
+                **wandb,
+            },
+            "csv": {
+                "_target_": "pytorch_lightning.loggers.CSVLogger",
+                "save_dir": str(tmp_path),
+                "name": "csv",
+                "version": "",
+            },
         }
     )
 
 
 def test_previous_wandb_run_id_is_the_newest_run_folder(tmp_path):
     assert previous_wandb_run_id(tmp_path) is None
-    for name in ("offline-run-20261122_101500-aaa111", "run-20261122_121500-bbb222", "offline-run-20261122_111500-ccc333"):
+    for name in (
+        "offline-run-20261122_101500-aaa111",
+        "run-20261122_121500-bbb222",
+        "offline-run-20261122_111500-ccc333",
+    ):
         (tmp_path / "wandb" / name).mkdir(parents=True)
-    (tmp_path / "wandb" / "latest-run").symlink_to(tmp_path / "wandb" / "offline-run-20261122_101500-aaa111")
+    (tmp_path / "wandb" / "latest-run").symlink_to(
+        tmp_path / "wandb" / "offline-run-20261122_101500-aaa111"
+    )
     assert previous_wandb_run_id(tmp_path) == "bbb222"
 
 
@@ -42,7 +57,9 @@ def test_resume_keeps_the_csv_rows_logged_before_the_checkpoint(tmp_path):
     with open(folder / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["epoch", "step", "train/loss"])
         writer.writeheader()
-        writer.writerows({"epoch": s // 5, "step": s, "train/loss": 1.0 / (s + 1)} for s in range(10))
+        writer.writerows(
+            {"epoch": s // 5, "step": s, "train/loss": 1.0 / (s + 1)} for s in range(10)
+        )
     # the checkpoint was at step 6; steps 6-9 were logged after it and are trained again
     _, logger = build_loggers(_cfg(tmp_path), resume_step=6)
     logger.log_metrics({"train/loss": 0.5, "epoch": 1}, step=6)
@@ -54,4 +71,6 @@ def test_resume_keeps_the_csv_rows_logged_before_the_checkpoint(tmp_path):
     _, fresh = build_loggers(_cfg(tmp_path))
     fresh.log_metrics({"train/loss": 0.25}, step=0)
     fresh.save()
-    assert [r["train/loss"] for r in csv.DictReader(open(folder / "metrics.csv", newline=""))] == ["0.25"]
+    assert [r["train/loss"] for r in csv.DictReader(open(folder / "metrics.csv", newline=""))] == [
+        "0.25"
+    ]

@@ -29,7 +29,11 @@ def png_size():
 @pytest.fixture(scope="session")
 def digits():
     """The digits test split (classes 5-9) with the ImageNet-normalised eval transform."""
-    return Digits(split="test", image_size=16, transform=build_transform({"resize": 16, "crop": 16}, normalize="imagenet"))
+    return Digits(
+        split="test",
+        image_size=16,
+        transform=build_transform({"resize": 16, "crop": 16}, normalize="imagenet"),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,18 @@ def _run(root: Path, name: str, plots: list[str], recall: float | None = None) -
     run = root / "runs" / name
     for p in plots:
         save_png(new_figure(1, 1), run / "plots" / f"{p}.png")
-    save_png(new_figure(1, 1), run / "plots" / "epoch_000" / "projection.png")  # periodic: not on the page
+    save_png(
+        new_figure(1, 1), run / "plots" / "epoch_000" / "projection.png"
+    )  # periodic: not on the page
     run.mkdir(parents=True, exist_ok=True)
     if recall is not None:
-        (run / "results.json").write_text(json.dumps({"dataset": "digits", "metrics": {"recall@1": recall}}))
+        (run / "results.json").write_text(
+            json.dumps({"dataset": "digits", "metrics": {"recall@1": recall}})
+        )
         (run / ".hydra").mkdir()
-        (run / ".hydra" / "overrides.yaml").write_text("- loss=margin\n- sampler=distance_weighted\n")
+        (run / ".hydra" / "overrides.yaml").write_text(
+            "- loss=margin\n- sampler=distance_weighted\n"
+        )
     return run
 
 
@@ -37,14 +43,19 @@ def test_html_page_links_every_plot_relative_to_the_page(tmp_path):
     assert all((page.parent / s).is_file() for s in srcs)
     assert "epoch_000" not in text
     # rows in reading order; b has no grid, a no curve
-    assert text.index(">retrieval_grid<") < text.index(">projection<") < text.index(">recall_curve<")
+    assert (
+        text.index(">retrieval_grid<") < text.index(">projection<") < text.index(">recall_curve<")
+    )
 
 
 def test_markdown_page_and_format_from_suffix(tmp_path):
     a = _run(tmp_path, "a", ["retrieval_grid"])
     page = write_plots_page([a], tmp_path / "plots.md")
     text = page.read_text()
-    assert "| retrieval_grid | [![retrieval_grid](runs/a/plots/retrieval_grid.png)](runs/a/plots/retrieval_grid.png) |" in text
+    assert (
+        "| retrieval_grid | [![retrieval_grid](runs/a/plots/retrieval_grid.png)](runs/a/plots/retrieval_grid.png) |"
+        in text
+    )
     assert write_plots_page([a], tmp_path / "x.txt", fmt="md").read_text() == text
 
 

@@ -10,7 +10,9 @@ from dml.viz.retrieval_grid import choose_queries, grid_pixels, retrieval_grid_f
 
 def test_grid_of_digits_is_a_png_of_the_expected_size(tmp_path, digits, digit_embeddings, png_size):
     emb, labels = digit_embeddings
-    fig = retrieval_grid_figure(emb, labels, lambda i: raw_image(digits, i), n_queries=8, top_k=5, seed=0)
+    fig = retrieval_grid_figure(
+        emb, labels, lambda i: raw_image(digits, i), n_queries=8, top_k=5, seed=0
+    )
     path = save_png(fig, tmp_path / "grid.png")
     assert png_size(path) == grid_pixels(8, 5)
     # the title counts right results out of 8 x 5; raw pixels retrieve digits well
@@ -38,8 +40,16 @@ def test_query_gallery_mode_uses_the_gallery_images(tmp_path, digits, digit_embe
         seen.append(j)
         return raw_image(digits, 100 + j)
 
-    fig = retrieval_grid_figure(q, labels[:100], lambda i: raw_image(digits, i), g, labels[100:], gallery_image,
-                                n_queries=3, top_k=4)
+    fig = retrieval_grid_figure(
+        q,
+        labels[:100],
+        lambda i: raw_image(digits, i),
+        g,
+        labels[100:],
+        gallery_image,
+        n_queries=3,
+        top_k=4,
+    )
     assert png_size(save_png(fig, tmp_path / "qg.png")) == grid_pixels(3, 4)
     assert len(seen) == 12 and max(seen) < len(g)
 

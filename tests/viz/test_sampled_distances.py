@@ -22,7 +22,12 @@ def test_figure_of_picked_and_batch_histograms(tmp_path, png_size, rng):
     for kind, centre in (("positive", 0.5), ("negative", 1.1)):
         picked.add(kind, torch.as_tensor(rng.normal(centre, 0.1, 300)))
         batch.add(kind, torch.as_tensor(rng.normal(centre + 0.1, 0.2, 900)))
-    fig = sampled_distances_figure(picked.counts(), batch.counts(), {"positive": "all", "negative": "distance_weighted"}, dim=64)
+    fig = sampled_distances_figure(
+        picked.counts(),
+        batch.counts(),
+        {"positive": "all", "negative": "distance_weighted"},
+        dim=64,
+    )
     labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
     assert "picked negatives (distance_weighted) (n=300)" in labels
     assert "uniform on the sphere (D=64)" in labels
