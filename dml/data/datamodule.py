@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
 from dml.data.folds import ClassSubset, fold_classes, fold_options
+from dml.data.levels import Relabeled, eval_level_labels
 from dml.data.transforms import build_transform
 from dml.training.distributed import EvalShardSampler
 
@@ -24,7 +25,9 @@ class DMLDataModule(pl.LightningDataModule):
     normalisation (imagenet | bgr255 | none). Evaluation is self-retrieval on `test`, or
     `query` against `gallery` when the config names both. With `dataset.folds` and `dataset.fold`
     (dml.data.folds) training uses the train split minus one class-disjoint partition, and that
-    partition, with the eval transform, is an extra eval split `val`.
+    partition, with the eval transform, is an extra eval split `val`. `dataset.label_level` trains
+    on another label level of the train split, `dataset.eval_levels` scores the eval split at more
+    levels (dml.data.levels).
     """
 
     def __init__(
@@ -61,6 +64,8 @@ class DMLDataModule(pl.LightningDataModule):
         folds = fold_options(self.cfg)  # (folds, fold), None when off; a bad combination names the key
         if self.train_set is None and stage in (None, "fit"):
             self.train_set = self._build(self.cfg.train, train=True)
+            if self.cfg.get("label_level"):  # e.g. coarse labels: Levi et al.'s class-collapse setting
+                self.train_set = Relabeled(self.train_set, str(self.cfg.label_level))
             if folds is not None:
                 self.train_set = ClassSubset(self.train_set, fold_classes(self.train_set.labels, *folds)[0])
         if not self.eval_sets:
@@ -78,6 +83,8 @@ class DMLDataModule(pl.LightningDataModule):
                 )
             if folds is not None:  # the held-out partition of the train split, built with the eval transform
                 source = self._build(self.cfg.train, train=False)
+                if self.cfg.get("label_level"):  # the held-out classes are those of the training labels
+                    source = Relabeled(source, str(self.cfg.label_level))
                 self.eval_sets["val"] = ClassSubset(source, fold_classes(source.labels, *folds)[1])
             for name, ds in self.eval_sets.items():
                 if len(ds) == 0:
@@ -151,6 +158,12 @@ class DMLDataModule(pl.LightningDataModule):
                 f"and .fold (such as dml.data.LFW split=pairs); {type(test).__name__} has none"
             )
         return test.pairs, test.same, test.fold
+
+    def label_levels(self) -> dict[str, Any] | None:
+        """{split: {level: labels}} of the eval splits for `dataset.eval_levels`, None when it asks for none."""
+        if not self.eval_sets:
+            self.setup("validate")
+        return eval_level_labels(self.eval_sets, self.cfg.get("eval_levels") or [])
 
     def val_dataloader(self) -> list[DataLoader]:
         return list(self.eval_dataloaders().values())

@@ -93,6 +93,8 @@ class Synthetic(_ArrayImages):
     Every class owns `modes_per_class` prototypes (a random shape: position, size, orientation and
     intensity pattern); an image is one prototype plus jitter and noise. Deterministic for `seed`;
     train and test use disjoint classes (the first `num_classes // 2` train, the rest test).
+    `labels` are the classes; `label_levels` (dml.data.levels) also name each image's mode:
+    `coarse` = the class, `fine` = class * modes_per_class + mode.
     """
 
     def __init__(
@@ -118,14 +120,16 @@ class Synthetic(_ArrayImages):
         classes = range(half) if split == "train" else range(half, num_classes)
         # draw every class's prototypes in order, so a class looks the same whichever split asks
         protos = [[self._prototype(rng) for _ in range(modes_per_class)] for _ in range(num_classes)]
-        images, labels = [], []
+        images, labels, modes = [], [], []
         noise_rng = np.random.default_rng(seed + 1 + (0 if split == "train" else 1))
         for c in classes:
-            for p in protos[c]:
+            for m, p in enumerate(protos[c]):
                 for _ in range(images_per_mode):
                     images.append(self._render(p, xx, yy, noise_rng))
                     labels.append(c)
+                    modes.append(c * modes_per_class + m)
         super().__init__(np.stack(images), np.asarray(labels), transform)
+        self.label_levels = {"coarse": self.labels, "fine": np.asarray(modes, dtype=np.int64)}
 
     @staticmethod
     def _prototype(rng: np.random.Generator) -> dict:

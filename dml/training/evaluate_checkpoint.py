@@ -40,16 +40,16 @@ def _checkpoint_model_and_data(path: str | Path, overrides: Sequence[str] = ()) 
     return model.to(device), datamodule, cfg, device
 
 
-def _score(splits: dict[str, Any], cfg: Any, pairs: Any) -> dict[str, float]:
+def _score(splits: dict[str, Any], cfg: Any, pairs: Any, levels: Any = None) -> dict[str, float]:
     ks, nmi = metric_options(cfg)
-    return score(splits, ks=ks, nmi=nmi, pairs=pairs)
+    return score(splits, ks=ks, nmi=nmi, pairs=pairs, levels=levels)
 
 
 def evaluate_checkpoint(path: str | Path, overrides: Sequence[str] = ()) -> tuple[dict[str, float], Any]:
     """Metrics of the checkpoint's model on its run's eval split; `overrides` are `key=value` strings."""
     model, datamodule, cfg, device = _checkpoint_model_and_data(path, overrides)
     splits = {name: embed(model, dl, device=device) for name, dl in datamodule.eval_dataloaders().items()}
-    return _score(splits, cfg, datamodule.verification_pairs()), cfg
+    return _score(splits, cfg, datamodule.verification_pairs(), datamodule.label_levels()), cfg
 
 
 def concatenated_embeddings(

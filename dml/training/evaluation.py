@@ -59,6 +59,7 @@ def score(
     ks: Iterable[int] = (1, 2, 4, 8),
     nmi: bool = True,
     pairs: tuple[Any, Any, Any] | None = None,
+    levels: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, float]:
     """Metrics of `{"test": (emb, labels)}` or `{"query": .., "gallery": ..}`.
 
@@ -66,19 +67,36 @@ def score(
     (LFW protocol); their metrics come as `verification/accuracy`, ... beside retrieval's.
     A `val` split (a class-disjoint training fold's held-out classes, dml.data.folds) is scored
     by self-retrieval too, its metrics prefixed `val/`.
+    levels: {split: {level: labels in the split's order}} (dml.data.levels): the same embeddings
+    scored with each level's labels too, metrics prefixed `<level>/`.
     """
     if "query" in splits:
         (q, ql), (g, gl) = splits["query"], splits["gallery"]
         out: dict[str, Any] = evaluate_embeddings(q, ql, g, gl, ks=tuple(ks), nmi=nmi)
+        for level in (levels or {}).get("query", {}):
+            ql_, gl_ = _level(levels, "query", level, len(ql)), _level(levels, "gallery", level, len(gl))
+            scored = evaluate_embeddings(q, ql_, g, gl_, ks=tuple(ks), nmi=nmi)
+            out.update({f"{level}/{k}": v for k, v in scored.items()})
     else:
         e, lab = splits["test"]
         out = evaluate_embeddings(e, lab, ks=tuple(ks), nmi=nmi)
         if pairs is not None:
             out.update(verification_scores(e, *pairs))
+        for level in (levels or {}).get("test", {}):
+            scored = evaluate_embeddings(e, _level(levels, "test", level, len(lab)), ks=tuple(ks), nmi=nmi)
+            out.update({f"{level}/{k}": v for k, v in scored.items()})
     if "val" in splits:
         e, lab = splits["val"]
         out.update({f"val/{k}": v for k, v in evaluate_embeddings(e, lab, ks=tuple(ks), nmi=nmi).items()})
     return {k: float(v) for k, v in out.items()}
+
+
+def _level(levels: Mapping[str, Mapping[str, Any]], split: str, level: str, n: int) -> torch.Tensor:
+    """The `level` labels of `split` as a tensor, checked to be one per embedded item."""
+    labels = torch.as_tensor(levels[split][level], dtype=torch.long)
+    if len(labels) != n:
+        raise ValueError(f"label level {level!r} of the {split} split has {len(labels)} labels for {n} embeddings")
+    return labels
 
 
 def verification_scores(embeddings: torch.Tensor, pairs: Any, same: Any, fold: Any | None = None) -> dict[str, float]:

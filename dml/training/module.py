@@ -78,6 +78,8 @@ class DMLModule(pl.LightningModule):
         self.last_metrics: dict[str, float] = {}
         # (index pairs, same, fold) into the test split when it is scored for verification (LFW)
         self.verification_pairs: tuple[Any, Any, Any] | None = None
+        # {split: {level: labels}} when the eval split is also scored at other label levels (dml.data.levels)
+        self.label_levels: dict[str, Any] | None = None
         # kept for the diagnostics callbacks (dml.training.diagnostics): the last eval's embeddings
         # and labels per split, and the last training batch's (detached distances, labels)
         self.last_eval_splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -254,7 +256,7 @@ class DMLModule(pl.LightningModule):
         # scored once, on rank 0, and broadcast: every rank logs the same numbers (the loggers
         # write on rank 0 only), so checkpoint callbacks decide alike on every rank; the mean
         # that sync_dist takes over identical values leaves them unchanged
-        metrics = broadcast_object(score(splits, ks=self.ks, nmi=self.nmi, pairs=self.verification_pairs) if world()[1] == 0 else None)
+        metrics = broadcast_object(score(splits, ks=self.ks, nmi=self.nmi, pairs=self.verification_pairs, levels=self.label_levels) if world()[1] == 0 else None)
         self.last_metrics = metrics
         for k, v in metrics.items():
             self.log(f"eval/{k}", v, sync_dist=world()[0] > 1)

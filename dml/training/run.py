@@ -172,6 +172,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         module = build_module(cfg)
         module.eval_split_names = list(datamodule.eval_sets)
         module.verification_pairs = datamodule.verification_pairs()
+        module.label_levels = datamodule.label_levels()
         ckpt_dir = out / "checkpoints"
         ckpt_path = resume_checkpoint(cfg, ckpt_dir)
         resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
@@ -211,11 +212,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loaders = datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
         if cfg.eval.get("raw_baseline"):
             columns["raw pixels"] = score(
-                {n: raw_pixels(dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
+                {n: raw_pixels(dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs,
+                levels=module.label_levels,
             )
         if cfg.eval.get("before_training"):
             columns["untrained"] = score(
-                {n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs
+                {n: embed(module.model, dl) for n, dl in loaders.items()}, ks=ks, nmi=nmi, pairs=module.verification_pairs,
+                levels=module.label_levels,
             )
 
     checkpoint = trainer.checkpoint_callback
