@@ -26,11 +26,17 @@ def level_names(dataset: Any) -> list[str]:
     return list((getattr(dataset, "label_levels", None) or {}).keys())
 
 
-def level_labels(dataset: Any, level: str, split: str = "train", option: str = "dataset.label_level") -> np.ndarray:
+def level_labels(
+    dataset: Any, level: str, split: str = "train", option: str = "dataset.label_level"
+) -> np.ndarray:
     """The labels of `level` for every item of `dataset`; a ValueError names the option and the levels there are."""
     levels: Mapping[str, Any] = getattr(dataset, "label_levels", None) or {}
     if level not in levels:
-        offered = f"its levels are {sorted(levels)}" if levels else "it has no label levels besides its labels"
+        offered = (
+            f"its levels are {sorted(levels)}"
+            if levels
+            else "it has no label levels besides its labels"
+        )
         raise ValueError(
             f"{option} asks for label level {level!r}, but the {split} split ({type(dataset).__name__}) does not "
             f"have it: {offered}; pick one of those or drop {option}"
@@ -75,7 +81,9 @@ def eval_level_labels(
     if not levels:
         return None
     return {
-        split: {level: level_labels(ds, level, split, option="dataset.eval_levels") for level in levels}
+        split: {
+            level: level_labels(ds, level, split, option="dataset.eval_levels") for level in levels
+        }
         for split, ds in eval_sets.items()
         if split != "val"
     }
