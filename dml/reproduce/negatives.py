@@ -62,7 +62,9 @@ def analyse_run(folder: Path, batches: int, seed: int) -> dict[str, Any]:
     """W1's numbers for one finished run (written to `<folder>/negative_distances.json`, reused when there)."""
     path = folder / NEGATIVES_FILE
     if path.is_file():
-        return json.loads(path.read_text())
+        found = json.loads(path.read_text())
+        if found.get("requested_batches") == batches:
+            return found
     from omegaconf import OmegaConf
 
     from dml.training.checkpointing import load_model_weights
@@ -89,7 +91,8 @@ def analyse_run(folder: Path, batches: int, seed: int) -> dict[str, Any]:
     joined = {name: np.concatenate(parts) for name, parts in pooled.items()}
     result = {
         "checkpoint": str(ckpt_path),
-        "batches": min(batches, len(pooled.get("all", []))),
+        "requested_batches": batches,
+        "batches": len(pooled.get("all", [])),
         "bins": BINS.tolist(),
         "all_negatives": summarize(joined.get("all", np.empty(0))),
         "strategies": {s: summarize(joined[s]) for s in NEGATIVE_STRATEGIES if s in joined},
