@@ -76,7 +76,7 @@ W1 = Claim(
         "Wu et al. 2017 (Fig. 3b): on a trained model's batches, distance weighted sampling picks "
         "negatives over a wide range of distances, while random, hard and semi-hard sampling are "
         "biased to narrow ranges. Tested on the margin + distance weighted models of W2 (final "
-        "weights, eval mode, training batches): every strategy samples from the same batches, and "
+        "weights, training batches embedded in training mode as the sampler sees them): every strategy samples from the same batches, and "
         "the width of the central 90% of its negatives' distances is compared."
     ),
     methods=(_wu("margin", "dw"),),

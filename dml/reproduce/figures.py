@@ -48,7 +48,7 @@ def means_figure(
 
 def differences_figure(outcomes: Sequence[Outcome], path: Path, title: str) -> Path:
     """Each comparison's mean paired difference with its 95% CI, beside 0 and the rule's margin."""
-    fig = new_figure(7.5, 0.5 * len(outcomes) + 1.4)
+    fig = new_figure(10, 0.5 * len(outcomes) + 1.4)
     ax = fig.subplots()
     ys = np.arange(len(outcomes))[::-1]
     for y, o in zip(ys, outcomes, strict=True):
@@ -64,9 +64,11 @@ def differences_figure(outcomes: Sequence[Outcome], path: Path, title: str) -> P
     ax.set_yticks(
         ys, [f"{o.comparison.label} ({o.comparison.measure})" for o in outcomes], fontsize=8
     )
-    ax.set_xlabel("paired difference d (> 0 favours the first method); dotted: the rule's margin")
+    ax.set_xlabel(
+        "paired difference d, 95% CI (> 0 favours the first method); dotted: the rule's margin"
+    )
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(f"{title}: green holds, red does not hold, grey inconclusive", fontsize=10)
+    fig.suptitle(f"{title}: green holds, red does not hold, grey inconclusive", fontsize=10)
     return save_png(fig, path)
 
 
@@ -108,7 +110,8 @@ def curves_figure(curves: Mapping[str, Mapping[int, Curve]], path: Path, title: 
     for ax in (by_round, by_time):
         ax.set_ylabel("test MAP@R")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(f"{title}: mean over seeds, 95% band", fontsize=10)
     return save_png(fig, path)
 

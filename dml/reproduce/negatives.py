@@ -1,7 +1,8 @@
 """Claim W1: which distances each negative strategy picks on a trained model's batches (Wu et al. Fig. 3b).
 
 The run's final weights (checkpoints/last.ckpt) embed the first `batches` training batches of its own
-data pipeline (P classes x M images, the training transform), in eval mode. On each batch every
+data pipeline (P classes x M images, the training transform) in training mode, as the sampler sees
+them while training (BatchNorm on the batch's statistics; without gradients). On each batch every
 negative strategy (random, hard, semi-hard, distance weighted; every positive pair as anchor and
 positive, the strategies' defaults) samples from the same distance matrix, and the distances of
 the negatives it picked are pooled. Written to `<run>/negative_distances.json`: per strategy a
@@ -76,7 +77,9 @@ def analyse_run(folder: Path, batches: int, seed: int) -> dict[str, Any]:
     cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
     model = build_model(cfg)
     load_model_weights(model, ckpt, ckpt_path, cfg)
-    model.eval()
+    # training mode (BatchNorm on the batch's statistics, no gradient): the embeddings the sampler
+    # sees while training; nothing is written back, the checkpoint stays as it is
+    model.train()
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     pooled: dict[str, list[np.ndarray]] = {}
