@@ -23,7 +23,7 @@ on a busy machine).
 Full profile: 22 methods x 8 seeds = 176 runs; one multirun per method starts Python once, so
 about 22 x 8 x 28 + 22 x 8 = 5,100 CPU-s, roughly 45 minutes of wall time on 2 idle cores with
 `--jobs 2` (the issue's budget is 2 hours; a machine shared with other work takes longer). The
-quick profile (44 runs of 6-8 steps) took 276 CPU-s.
+quick profile (44 runs of 6-8 steps) took 285 CPU-s end to end (tests/reproduce/test_quick_end_to_end.py).
 """
 
 from __future__ import annotations
