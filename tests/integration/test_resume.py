@@ -19,14 +19,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
 
-from dml.config import config_dir
 from dml.training.checkpointing import read_checkpoint
 from dml.training.module import DMLModule
 from dml.training.run import train
+from tests.composing import compose_train
 
 # a tiny but complete run: margin loss with a learnable beta, distance weighted sampling (its own
 # generator), a cosine scheduler; 2 epochs of 3 batches of 3 classes x 4 images
@@ -45,13 +42,7 @@ STEPS = 2 * 3
 
 
 def _compose(out: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*TINY, *overrides])
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-    return cfg
+    return compose_train(out, [*TINY, *overrides])
 
 
 def _recorded_train(cfg) -> tuple[dict, list[tuple]]:

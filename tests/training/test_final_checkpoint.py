@@ -12,15 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
 
-from dml.config import config_dir
 from dml.training.checkpointing import read_checkpoint
 from dml.training.evaluate_checkpoint import evaluate_checkpoint
 from dml.training.module import DMLModule
 from dml.training.run import train
+from tests.composing import compose_train
 
 # 2 epochs of 3 batches on digits with a 4-wide CNN; the whole test split is scored (as dml-eval does)
 TINY = (
@@ -39,13 +36,7 @@ STEPS = 2 * 3
 
 
 def _compose(out: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*TINY, *overrides])
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-    return cfg
+    return compose_train(out, [*TINY, *overrides])
 
 
 def _train_counting_steps(cfg) -> tuple[dict, int]:
