@@ -97,14 +97,18 @@ def feature_key(
 
 @torch.no_grad()
 def extract_features(
-    trunk: nn.Module, dataset: Dataset, batch_size: int = 256, desc: str = "features"
+    trunk: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 256,
+    desc: str = "features",
+    num_workers: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The trunk's pooled features [N, F] (float32, CPU) and labels [N] of every item, in order,
     with the trunk in eval mode (a progress bar on a terminal)."""
     from dml.training.evaluation import embed  # the one embedding loop (no import cycle at load)
 
     device = next(iter(trunk.parameters()), torch.empty(0)).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     # iterating a DataLoader draws a seed from torch's RNG: a run that extracts must go on with the
     # same random numbers as one that reads the cache
     with torch.random.fork_rng(devices=[]):
@@ -143,6 +147,7 @@ def cached_features(
     folder: str | Path,
     batch_size: int = 256,
     name: str = "features",
+    num_workers: int = 0,
 ) -> torch.Tensor:
     """The features of `dataset` from `<folder>/<key>.pt`, extracted with `trunk` and stored
     atomically first when that file is missing or not usable."""
@@ -152,7 +157,9 @@ def cached_features(
     if features is not None:
         return features
     start = time.time()
-    features, seen = extract_features(trunk, dataset, batch_size, desc=f"features of {name}")
+    features, seen = extract_features(
+        trunk, dataset, batch_size, desc=f"features of {name}", num_workers=num_workers
+    )
     if not torch.equal(seen, torch.as_tensor(labels)):
         raise RuntimeError(
             f"{type(dataset).__name__} returned other labels than its .labels while extracting features"
@@ -214,8 +221,9 @@ class FeatureDataModule(DMLDataModule):
         key = feature_key(self.trunk, node, eval_spec, self.normalize, dataset.labels)
         if key not in self._memo:
             name = f"{self.cfg.get('name')} {split}".strip()
+            workers = int(self.cfg.get("num_workers", 0))  # decoding images: the data's workers
             self._memo[key] = cached_features(
-                self.trunk, dataset, key, self.cache_dir, self.eval_batch_size, name
+                self.trunk, dataset, key, self.cache_dir, self.eval_batch_size, name, workers
             )
         return self._memo[key]
 
