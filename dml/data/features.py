@@ -19,7 +19,8 @@ import io
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,17 @@ log = logging.getLogger("dml")
 
 # bump when the extraction below changes what a cache file holds: old files are then not used
 EXTRACTOR_VERSION = 1
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to `n` inside the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(int(n), 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class FeatureSet(Dataset):
@@ -200,6 +212,8 @@ class FeatureDataModule(DMLDataModule):
         self.cache_dir = Path(cache_dir) / "features"
         self._nodes: dict[int, tuple[Dataset, dict[str, Any], str]] = {}
         self._memo: dict[str, torch.Tensor] = {}
+        # the trunk's forward is worth every thread, also when the run trains the head on one
+        self.extract_threads = torch.get_num_threads()
 
     def _build(self, node: DictConfig, train: bool) -> Dataset:
         ds = super()._build(node, train=False)  # cached features come from un-augmented images
@@ -222,9 +236,10 @@ class FeatureDataModule(DMLDataModule):
         if key not in self._memo:
             name = f"{self.cfg.get('name')} {split}".strip()
             workers = int(self.cfg.get("num_workers", 0))  # decoding images: the data's workers
-            self._memo[key] = cached_features(
-                self.trunk, dataset, key, self.cache_dir, self.eval_batch_size, name, workers
-            )
+            with torch_threads(self.extract_threads):
+                self._memo[key] = cached_features(
+                    self.trunk, dataset, key, self.cache_dir, self.eval_batch_size, name, workers
+                )
         return self._memo[key]
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
