@@ -18,6 +18,7 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
@@ -138,29 +139,55 @@ def build_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[p
     return [c for c in callbacks if progress_bar or not isinstance(c, ProgressBar)]
 
 
+# what a user's config, data or machine can cause; a bug in dml is none of these
+_USER_CAUSES = (ValueError, TypeError, FileNotFoundError, KeyError, MisconfigurationException)
+# what a class raised about its arguments while Hydra instantiated it (a missing file or package too)
+_USER_INSTANTIATION_CAUSES = (*_USER_CAUSES, OSError, ImportError)
+
+
+def as_user_error(err: BaseException) -> ConfigError | None:
+    """The ConfigError (one line, exit 2) that `err` stands for when a user caused it by config, data
+    or hardware (a bad value, a missing file, weights or package, no GPU); None when it is a bug."""
+    if isinstance(err, ConfigError):
+        return err
+    if isinstance(err, InstantiationException):
+        cause = err.__cause__
+        if isinstance(cause, _USER_INSTANTIATION_CAUSES):
+            return as_user_error(cause) or ConfigError(str(cause))
+        return None
+    if isinstance(err, MisconfigurationException):  # Lightning refused a trainer setting
+        return ConfigError(f"trainer: {err}")
+    if isinstance(err, _USER_CAUSES):
+        return ConfigError(str(err))
+    return None
+
+
+def check_accelerator(trainer: DictConfig) -> None:
+    """trainer=gpu (accelerator gpu or cuda) on a machine where torch sees no CUDA GPU is a
+    ConfigError naming the fix, not Lightning's "No supported gpu backend found!"."""
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, but torch {torch.__version__} "
+            f"({build}) finds none on this machine; run on a GPU node, or use trainer=default "
+            "(the GPU when there is one, else the CPU) or trainer=cpu"
+        )
+
+
 @contextmanager
 def user_errors(out: Path) -> Iterator[None]:
-    """Errors a user causes by config or data, while a run is built, become one ConfigError line
-    (dml-train exits 2); whatever fails, a run folder holding nothing but Hydra's own files (the
-    run never started) is removed."""
+    """Errors a user causes by config, data or hardware, while a run is built, become one
+    ConfigError line (dml-train exits 2); whatever fails, a run folder holding nothing but Hydra's
+    own files (the run never started) is removed."""
     try:
         yield
-    except ConfigError:
+    except Exception as err:
         _clean_failed_run_dir(out)
-        raise
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        _clean_failed_run_dir(out)
-        raise ConfigError(str(err)) from err
-    except InstantiationException as err:
-        # Hydra wraps what a class raised about its arguments (a missing dataset file, a bad value)
-        _clean_failed_run_dir(out)
-        cause = err.__cause__
-        if isinstance(cause, (ValueError, TypeError, OSError, KeyError)):
-            raise ConfigError(str(cause)) from err
-        raise
-    except Exception:
-        _clean_failed_run_dir(out)
-        raise
+        user = as_user_error(err)
+        if user is None or user is err:
+            raise
+        raise user from err
 
 
 def _clean_failed_run_dir(out: Path) -> None:
@@ -194,6 +221,7 @@ def build_run(cfg: DictConfig) -> Run:
     """
     out = Path(str(cfg.paths.output_dir))
     validate(cfg)
+    check_accelerator(cfg.trainer)
     if str(cfg.monitor).startswith("val/") and fold_options(cfg.dataset) is None:
         raise ConfigError(
             f"monitor={cfg.monitor} needs a validation fold, but dataset.folds is null; set dataset.folds=4 "
