@@ -48,9 +48,9 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    info = dataset_info(args.name)  # an unknown name is answered before torch is imported
     from dml.data.check import check_dataset, format_reports
 
-    info = dataset_info(args.name)
     root = Path(args.root or default_root(info.name)).expanduser()
     options = {}
     for flag, key, names in (

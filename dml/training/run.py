@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
 from dml.data.folds import fold_options
-from dml.io import atomic_write_json
+from dml.io import atomic_write_json, remove_unstarted_run_dir
 from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
@@ -183,20 +182,11 @@ def user_errors(out: Path) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        _clean_failed_run_dir(out)
+        remove_unstarted_run_dir(out)
         user = as_user_error(err)
         if user is None or user is err:
             raise
         raise user from err
-
-
-def _clean_failed_run_dir(out: Path) -> None:
-    """Remove a run folder that holds nothing but Hydra's own files (the run never started)."""
-    if not out.is_dir():
-        return
-    leftovers = [p for p in out.iterdir() if p.name != ".hydra" and not p.name.endswith(".log")]
-    if not leftovers:
-        shutil.rmtree(out, ignore_errors=True)
 
 
 @dataclass
