@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dml.config import ConfigError, config_dir, validate
+from dml.config import ConfigError, config_dir, validate, validate_sweep_objective
 from dml.io import remove_unstarted_run_dir
 
 
@@ -21,10 +23,19 @@ def _fail(err: Exception) -> None:
     sys.exit(2)
 
 
+def _sweeper() -> str | None:
+    """The sweeper's `_target_` when this run is a trial of a multirun, else None."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return str(hydra_cfg.sweeper.get("_target_") or "")
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def _main(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)  # the config alone decides: answer before torch is imported
+        validate_sweep_objective(str(cfg.monitor), _sweeper())
     except ConfigError as err:
         remove_unstarted_run_dir(Path(str(cfg.paths.output_dir)))
         _fail(err)
@@ -37,7 +48,8 @@ def _main(cfg: DictConfig) -> float | None:
         result = train(cfg)
     except (ConfigError, BadImageError, NonFiniteError) as err:  # the message says what to fix
         _fail(err)
-    return result["metrics"].get(str(cfg.monitor))  # the value an Optuna sweep maximises
+    # the value an Optuna sweep maximises: a validation metric (validate_sweep_objective)
+    return result["metrics"].get(str(cfg.monitor))
 
 
 def main() -> None:
