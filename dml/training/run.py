@@ -36,7 +36,7 @@ from dml.training.checkpointing import (
 )
 from dml.training.evaluation import Evaluator, format_table, lfw_verification
 from dml.training.guards import redact_secrets
-from dml.training.loggers import build_loggers
+from dml.training.loggers import build_loggers, finish_loggers
 from dml.training.module import DMLModule
 from dml.training.objective import TrainingObjective
 
@@ -372,4 +372,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     seconds = time.time() - start
     final = final_checkpoint(run)
     selected = select(run)
-    return report(run, columns, seconds, final, selected)
+    result = report(run, columns, seconds, final, selected)
+    for line in finish_loggers(run.trainer.loggers):  # where an offline W&B run is, how to sync it
+        print(line)
+    return result

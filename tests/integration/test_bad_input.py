@@ -354,3 +354,30 @@ def test_cli_gpu_trainer_without_a_gpu_exits_2_in_one_line(tiny_run, tmp_path):
         "dml-train: error: trainer.accelerator=gpu"
     )
     assert "Traceback" not in proc.stderr and not run_dir.exists()
+
+
+def test_wandb_key_without_network_trains_offline(
+    compose_cfg, tiny_run, monkeypatch, capfd, caplog
+):
+    """A cluster node with WANDB_API_KEY exported and no network: the run logs offline at once (wandb
+    alone retried for about 90 s and ended in a CommError traceback, leaving a half-made run folder)."""
+    pytest.importorskip("wandb")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    no_logger = [o for o in tiny_run if o != "logger=none"]
+    cfg = compose_cfg(*no_logger, "trainer.limit_train_batches=1", "logger=wandb")
+    out = Path(cfg.paths.output_dir)
+    result = train(cfg)
+    assert result["global_step"] == 1 and (out / "results.json").is_file()
+    (run,) = (out / "wandb").glob("offline-run-*")
+    assert (run / f"run-{run.name.rsplit('-', 1)[1]}.wandb").is_file()
+    assert not list((out / "wandb").glob("run-*"))  # no online run folder was started
+    console = capfd.readouterr()
+    assert "does not answer" in caplog.text and "CommError" not in console.err + console.out
+    assert f"W&B offline run: {run}; sync it with: wandb sync {run}" in console.out
