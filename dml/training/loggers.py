@@ -10,6 +10,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +152,16 @@ def build_loggers(cfg: DictConfig | None, resume_step: int | None = None) -> lis
             if (old / "metrics.csv").is_file():
                 kept_rows = _csv_rows_before(old / "metrics.csv", resume_step)
         logger = hydra.utils.instantiate(node)
-        if kept_rows:
-            writer = (
-                logger.experiment
-            )  # creating the writer clears the old file; write back what came before
+        if kept_rows is not None:
+            with warnings.catch_warnings():
+                # Lightning warns that the old metrics.csv will be deleted; its rows are written back
+                warnings.filterwarnings("ignore", message=r".*Previous log files in this directory")
+                writer = logger.experiment  # creating the writer clears the old file
             writer.metrics = kept_rows
             writer.save()
+        if getattr(logger, "_wandb_init", {}).get("anonymous", "") is None:
+            # Lightning passes anonymous=None, which wandb >= 0.19 warns about on every run
+            del logger._wandb_init["anonymous"]
         loggers.append(logger)
     return loggers
 

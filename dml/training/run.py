@@ -34,6 +34,7 @@ from dml.training.checkpointing import (
     remove_stale_temp_files,
     resume_checkpoint,
 )
+from dml.training.console import quiet_known_noise
 from dml.training.evaluation import Evaluator, format_table, lfw_verification
 from dml.training.guards import redact_secrets
 from dml.training.loggers import build_loggers, finish_loggers
@@ -266,6 +267,10 @@ def fit(run: Run) -> None:
     with warnings.catch_warnings():
         # DMLDataModule resumes its batch sampler mid-epoch itself, which Lightning cannot see
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        if run.cfg.get("resume"):  # resume=true continues its own checkpoints/ folder, as intended
+            warnings.filterwarnings(
+                "ignore", message="Checkpoint directory .* exists and is not empty"
+            )
         trainer.fit(module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     if module.last_eval is None or module.last_eval.step != trainer.global_step:
         # the final weights were not evaluated yet (a finished run resumed, training stopped by
@@ -364,6 +369,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate one run: build, check resume, fit, select, report. Returns the dict also
     written to `<run>/results.json`."""
     out = Path(str(cfg.paths.output_dir))
+    quiet_known_noise()  # Lightning's litlogger advert, torch's LeafSpec deprecation: named, not blanket
     with user_errors(out):
         run = build_run(cfg)
     columns = baseline_columns(run)

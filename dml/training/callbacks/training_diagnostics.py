@@ -221,6 +221,10 @@ class TrainingDiagnostics(pl.Callback):
                 log.warning(
                     "training plots: %s failed (%s: %s); skipped", name, type(err).__name__, err
                 )
+        if written:
+            log.info(
+                "training plots: %d pictures (%s) in %s", len(written), ", ".join(written), out_dir
+            )
         return written
 
     # -- resume: the curves continue where the checkpoint left them --
