@@ -51,11 +51,14 @@ def wandb_base_url() -> str:
 
 def wandb_unreachable(url: str, timeout: float = WANDB_PROBE_TIMEOUT) -> str | None:
     """Why the W&B server at `url` gives no answer within `timeout` seconds, or None when it answers
-    (any HTTP status counts; HTTP(S)_PROXY from the environment is used, as wandb does)."""
+    (HTTP(S)_PROXY from the environment is used, as wandb does). Any HTTP status counts as an
+    answer except those a proxy or gateway gives for a server it cannot reach (407, 502-504)."""
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return None
-    except urllib.error.HTTPError:
+    except urllib.error.HTTPError as err:
+        if err.code in (407, 502, 503, 504):
+            return f"HTTP {err.code} {err.reason} from a proxy or gateway"
         return None  # the server answered, if only with an error status
     except urllib.error.URLError as err:
         return str(err.reason)

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dml.config import ConfigError
-from dml.training.loggers import build_loggers, previous_wandb_run_id
+from dml.training.loggers import build_loggers, previous_wandb_run_id, wandb_unreachable
 
 
 def _cfg(tmp_path, **wandb):
@@ -114,3 +114,37 @@ def test_forced_online_without_network_is_a_config_error(tmp_path, monkeypatch):
     url = _unreachable_wandb(monkeypatch)
     with pytest.raises(ConfigError, match=f"logger.wandb.mode=online, but the W&B server {url}"):
         build_loggers(_cfg(tmp_path, mode="online"))
+
+
+@pytest.mark.parametrize(
+    ("status", "answers"), [(404, True), (401, True), (502, False), (407, False)]
+)
+def test_a_proxy_or_gateway_error_is_no_answer(status, answers):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - the http.server API
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        reason = wandb_unreachable(f"http://127.0.0.1:{server.server_port}", timeout=10)
+    finally:
+        thread.join()
+        server.server_close()
+    assert (reason is None) == answers, reason
+
+
+def test_a_server_that_accepts_but_never_answers_is_no_answer():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)  # the kernel completes the connection; nobody reads or replies
+        reason = wandb_unreachable(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=0.5)
+    assert reason is not None and "timed out" in reason
