@@ -36,5 +36,7 @@ def quiet_known_noise() -> None:
     if _LIGHTNING_TIPS not in logger.filters:
         logger.addFilter(_LIGHTNING_TIPS)
     warnings.filterwarnings(
-        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
     )
