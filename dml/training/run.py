@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -19,12 +18,13 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
 from dml.data.features import FeatureDataModule, torch_threads
 from dml.data.folds import fold_options
-from dml.io import atomic_write_json
+from dml.io import atomic_write_json, remove_unstarted_run_dir
 from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
@@ -37,9 +37,10 @@ from dml.training.checkpointing import (
     remove_stale_temp_files,
     resume_checkpoint,
 )
+from dml.training.console import quiet_known_noise
 from dml.training.evaluation import Evaluator, format_table, lfw_verification
 from dml.training.guards import redact_secrets
-from dml.training.loggers import build_loggers
+from dml.training.loggers import build_loggers, finish_loggers
 from dml.training.module import DMLModule
 from dml.training.objective import TrainingObjective
 
@@ -159,38 +160,55 @@ def build_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[p
     return [c for c in callbacks if progress_bar or not isinstance(c, ProgressBar)]
 
 
+# what a user's config, data or machine can cause; a bug in dml is none of these
+_USER_CAUSES = (ValueError, TypeError, FileNotFoundError, KeyError, MisconfigurationException)
+# what a class raised about its arguments while Hydra instantiated it (a missing file or package too)
+_USER_INSTANTIATION_CAUSES = (*_USER_CAUSES, OSError, ImportError)
+
+
+def as_user_error(err: BaseException) -> ConfigError | None:
+    """The ConfigError (one line, exit 2) that `err` stands for when a user caused it by config, data
+    or hardware (a bad value, a missing file, weights or package, no GPU); None when it is a bug."""
+    if isinstance(err, ConfigError):
+        return err
+    if isinstance(err, InstantiationException):
+        cause = err.__cause__
+        if isinstance(cause, _USER_INSTANTIATION_CAUSES):
+            return as_user_error(cause) or ConfigError(str(cause))
+        return None
+    if isinstance(err, MisconfigurationException):  # Lightning refused a trainer setting
+        return ConfigError(f"trainer: {err}")
+    if isinstance(err, _USER_CAUSES):
+        return ConfigError(str(err))
+    return None
+
+
+def check_accelerator(trainer: DictConfig) -> None:
+    """trainer=gpu (accelerator gpu or cuda) on a machine where torch sees no CUDA GPU is a
+    ConfigError naming the fix, not Lightning's "No supported gpu backend found!"."""
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, but torch {torch.__version__} "
+            f"({build}) finds none on this machine; run on a GPU node, or use trainer=default "
+            "(the GPU when there is one, else the CPU) or trainer=cpu"
+        )
+
+
 @contextmanager
 def user_errors(out: Path) -> Iterator[None]:
-    """Errors a user causes by config or data, while a run is built, become one ConfigError line
-    (dml-train exits 2); whatever fails, a run folder holding nothing but Hydra's own files (the
-    run never started) is removed."""
+    """Errors a user causes by config, data or hardware, while a run is built, become one
+    ConfigError line (dml-train exits 2); whatever fails, a run folder holding nothing but Hydra's
+    own files (the run never started) is removed."""
     try:
         yield
-    except ConfigError:
-        _clean_failed_run_dir(out)
-        raise
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        _clean_failed_run_dir(out)
-        raise ConfigError(str(err)) from err
-    except InstantiationException as err:
-        # Hydra wraps what a class raised about its arguments (a missing dataset file, a bad value)
-        _clean_failed_run_dir(out)
-        cause = err.__cause__
-        if isinstance(cause, (ValueError, TypeError, OSError, KeyError)):
-            raise ConfigError(str(cause)) from err
-        raise
-    except Exception:
-        _clean_failed_run_dir(out)
-        raise
-
-
-def _clean_failed_run_dir(out: Path) -> None:
-    """Remove a run folder that holds nothing but Hydra's own files (the run never started)."""
-    if not out.is_dir():
-        return
-    leftovers = [p for p in out.iterdir() if p.name != ".hydra" and not p.name.endswith(".log")]
-    if not leftovers:
-        shutil.rmtree(out, ignore_errors=True)
+    except Exception as err:
+        remove_unstarted_run_dir(out)
+        user = as_user_error(err)
+        if user is None or user is err:
+            raise
+        raise user from err
 
 
 @dataclass
@@ -215,6 +233,7 @@ def build_run(cfg: DictConfig) -> Run:
     """
     out = Path(str(cfg.paths.output_dir))
     validate(cfg)
+    check_accelerator(cfg.trainer)
     if str(cfg.monitor).startswith("val/") and fold_options(cfg.dataset) is None:
         raise ConfigError(
             f"monitor={cfg.monitor} needs a validation fold, but dataset.folds is null; set dataset.folds=4 "
@@ -280,6 +299,10 @@ def fit(run: Run) -> None:
     with warnings.catch_warnings():
         # DMLDataModule resumes its batch sampler mid-epoch itself, which Lightning cannot see
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        if run.cfg.get("resume"):  # resume=true continues its own checkpoints/ folder, as intended
+            warnings.filterwarnings(
+                "ignore", message="Checkpoint directory .* exists and is not empty"
+            )
         trainer.fit(module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     if module.last_eval is None or module.last_eval.step != trainer.global_step:
         # the final weights were not evaluated yet (a finished run resumed, training stopped by
@@ -378,6 +401,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate one run: build, check resume, fit, select, report. Returns the dict also
     written to `<run>/results.json`."""
     out = Path(str(cfg.paths.output_dir))
+    quiet_known_noise()  # Lightning's litlogger advert, torch's LeafSpec deprecation: named, not blanket
     with user_errors(out):
         run = build_run(cfg)
     # a head on cached features on a CPU: tensors so small that threads cost more than they give
@@ -390,4 +414,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         seconds = time.time() - start
         final = final_checkpoint(run)
         selected = select(run)
-        return report(run, columns, seconds, final, selected)
+        result = report(run, columns, seconds, final, selected)
+    for line in finish_loggers(run.trainer.loggers):  # where an offline W&B run is, how to sync it
+        print(line)
+    return result
