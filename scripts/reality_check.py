@@ -188,6 +188,20 @@ def _compose(out: Path, overrides: Sequence[str]) -> Any:
 def train_run(out: Path, overrides: Sequence[str]) -> dict[str, float]:
     """One dml-train run, in-process; its console output goes to out/console.log. Returns its
     metrics (test: map@r ...; validation fold: val/map@r ...)."""
+    return _train(out, overrides)["metrics"]
+
+
+def frozen_trunk_baseline(args: argparse.Namespace, runs: Path) -> dict[str, float]:
+    """The test metrics of the frozen trunk's pooled features themselves (L2-normalised, no head):
+    the column dml-train scores before training with backbone.frozen=true."""
+    result = _train(
+        runs / "frozen_trunk",
+        [*protocol(args), "loss=triplet", "dataset.fold=0", "eval.before_training=true"],
+    )
+    return dict(result["baselines"]["frozen trunk"])
+
+
+def _train(out: Path, overrides: Sequence[str]) -> dict[str, Any]:
     from dml.training.run import train
 
     out.mkdir(parents=True, exist_ok=True)
@@ -200,7 +214,7 @@ def train_run(out: Path, overrides: Sequence[str]) -> dict[str, float]:
         warnings.simplefilter("ignore")
         result = train(_compose(out, overrides))
     (out / "console.log").write_text(buffer.getvalue())
-    return dict(result["metrics"])
+    return result
 
 
 def confidence_interval(values: Sequence[float]) -> tuple[float, float]:
@@ -264,8 +278,11 @@ def _has_own_sampler(loss: str) -> bool:
     return "override /sampler" in (config_dir() / "loss" / f"{loss}.yaml").read_text()
 
 
-def table(results: Sequence[dict[str, Any]], header: str) -> str:
-    """The markdown table: one row per loss, mean ± 95% CI of each metric, in percent."""
+def table(
+    results: Sequence[dict[str, Any]], header: str, baseline: dict[str, float] | None = None
+) -> str:
+    """The markdown table: one row per loss, mean ± 95% CI of each metric, in percent; the frozen
+    trunk's own features as the last row."""
     lines = [
         header,
         "",
@@ -284,6 +301,11 @@ def table(results: Sequence[dict[str, Any]], header: str) -> str:
                 cells.append(f"{100 * m['mean']:.2f} ± {100 * m['ci95']:.2f}")
         lines.append(
             f"| {r['loss']} | " + " | ".join(cells) + f" | {100 * r['best_val_map@r']:.2f} |"
+        )
+    if baseline:
+        cells = [f"{100 * baseline[key]:.2f}" if key in baseline else "-" for key, _ in METRICS]
+        lines.append(
+            "| (frozen trunk features, no head, not trained) | " + " | ".join(cells) + " | - |"
         )
     return "\n".join(lines) + "\n"
 
@@ -373,18 +395,24 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             f"(best val {100 * r['best_val_map@r']:.2f}), {time.time() - t0:.0f} s",
             flush=True,
         )
+    baseline = frozen_trunk_baseline(args, runs)
     seconds = time.time() - start
     header = (
         f"Reality Check on `{args.dataset}` (test classes), EfficientNet-Lite0 frozen + 64-d head, "
         f"{args.steps} steps of {args.classes_per_batch}x4, {args.trials} Optuna trials per loss on "
         f"{args.folds} class-disjoint validation folds; mean ± 95% CI over the {args.folds} fold models "
-        f"of the best trial, percent. {time.time() - start:.0f} s on {torch.get_num_threads()} thread(s)."
+        f"of the best trial, percent. {seconds:.0f} s on {torch.get_num_threads()} thread(s)."
     )
     out.mkdir(parents=True, exist_ok=True)
-    text = table(results, header)
+    text = table(results, header, baseline)
     (out / "table.md").write_text(text)
     picture(results, out / "reality_check.png", f"Reality Check on {args.dataset}")
-    payload = {"args": vars(args), "seconds": round(seconds, 1), "results": results}
+    payload = {
+        "args": vars(args),
+        "seconds": round(seconds, 1),
+        "frozen_trunk": baseline,
+        "results": results,
+    }
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))
     print(text)
     print(f"written: {out / 'table.md'}, {out / 'reality_check.png'}, {out / 'results.json'}")
