@@ -36,8 +36,8 @@ LOSSES = {
     "soft_triple": ("pytorch_metric_learning.losses.SoftTripleLoss", True),
     "proxy_anchor": ("pytorch_metric_learning.losses.ProxyAnchorLoss", True),
 }
-# run by default: a PML proxy loss, dml's per-class beta, a PML pair loss; the others with -m slow
-FAST = {"proxy_anchor", "margin_per_class", "ntxent"}
+# run by default: a PML proxy loss and dml's per-class beta; the others with -m slow
+FAST = {"proxy_anchor", "margin_per_class"}
 LOSS_LR, LOSS_WD = 0.0123, 0.0005
 TINY = (
     "debug=tiny",
