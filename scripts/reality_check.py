@@ -36,6 +36,8 @@ import logging
 import math
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -202,8 +204,19 @@ def frozen_trunk_baseline(args: argparse.Namespace, runs: Path) -> dict[str, flo
 
 
 def _train(out: Path, overrides: Sequence[str]) -> dict[str, Any]:
+    """train(cfg) in `out`; a folder that already holds the results of the same resolved config (a
+    study that was stopped and started again) is reused rather than trained again: the runs are
+    deterministic, so its numbers are those a new run would give."""
+    from omegaconf import OmegaConf
+
     from dml.training.run import train
 
+    cfg = _compose(out, overrides)
+    done = out / "results.json"
+    if done.is_file():
+        saved = json.loads(done.read_text())
+        if saved.get("config") == OmegaConf.to_container(cfg, resolve=True):
+            return saved
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     with (
@@ -212,7 +225,7 @@ def _train(out: Path, overrides: Sequence[str]) -> dict[str, Any]:
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore")
-        result = train(_compose(out, overrides))
+        result = train(cfg)
     (out / "console.log").write_text(buffer.getvalue())
     return result
 
@@ -355,11 +368,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=None, help="feature cache (default: paths.cache_dir)")
     p.add_argument("--set", action="append", default=[], help="one more dml-train override")
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep --out/runs and reuse every run already finished with the same config",
+    )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="study each loss in its own process (bounded memory for the full study)",
+    )
+    p.add_argument("--study-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
         "--quick",
         action="store_true",
         help="a smoke run: triplet and proxy_anchor, 1 trial, 2 folds, 3 steps, 16 classes",
     )
     args = p.parse_args(argv)
+    if args.study_only:
+        args.isolate = False
     if args.quick:
         args.losses, args.trials, args.folds, args.steps = "triplet,proxy_anchor", 1, 2, 3
         args.num_classes, args.classes_per_batch = 16, 4
@@ -383,12 +409,25 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(args.out)
     runs = out / "runs"
-    if runs.exists():
+    if runs.exists() and not args.resume:
         shutil.rmtree(runs)
     results, start = [], time.time()
     for loss in args.losses.split(","):
         t0 = time.time()
-        results.append(study(loss, args, runs))
+        studies = out / "studies"
+        studies.mkdir(parents=True, exist_ok=True)
+        if args.isolate:  # one process per loss: memory is returned after each loss's 16+ runs
+            argv_one = [a for a in (argv if argv is not None else sys.argv[1:])]
+            subprocess.run(
+                [sys.executable, __file__, *argv_one, "--losses", loss, "--resume", "--study-only"],
+                check=True,
+            )
+            results.append(json.loads((studies / f"{loss}.json").read_text()))
+        else:
+            results.append(study(loss, args, runs))
+            (studies / f"{loss}.json").write_text(json.dumps(results[-1], default=float))
+        if args.study_only:
+            return results
         r = results[-1]
         print(
             f"{loss}: test MAP@R {100 * r['test']['map@r']['mean']:.2f} "
