@@ -56,8 +56,18 @@ def test_quick_study_writes_table_picture_and_results(tmp_path):
         assert 0 < r["test"]["map@r"]["mean"] <= 1
     # every run of the study trained the same budget on the same protocol
     logs = sorted((out / "runs").rglob("results.json"))
-    assert len(logs) == 2 * 1 * 2  # losses x trials x folds
-    configs = [json.loads(p.read_text())["config"] for p in logs]
+    studied = [p for p in logs if "frozen_trunk" not in p.parts]  # + one run for the baseline row
+    assert len(studied) == 2 * 1 * 2 and len(logs) == len(studied) + 1  # losses x trials x folds
+    assert "(frozen trunk features" in table and saved["frozen_trunk"]["map@r"] > 0
+    configs = [json.loads(p.read_text())["config"] for p in studied]
     assert {c["trainer"]["max_steps"] for c in configs} == {3}
     assert all(c["backbone"]["frozen"] for c in configs)
     assert {c["dataset"]["fold"] for c in configs} == {0, 1}
+
+    # a stopped study started again with --resume reuses every finished run: same numbers, no retraining
+    stamps = {p: p.stat().st_mtime_ns for p in logs}
+    again = script.main(
+        ["--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--resume"]
+    )
+    assert [r["test"] for r in again] == [r["test"] for r in results]
+    assert {p: p.stat().st_mtime_ns for p in logs} == stamps
