@@ -62,6 +62,7 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "optimizer.lr": ((int, float), lambda v: v > 0, "a positive number"),
     "optimizer.weight_decay": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "optim.loss_lr": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "optim.loss_weight_decay": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "optim.backbone_lr_mult": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "eval.batch_size": ((int,), lambda v: v >= 1, "a positive integer"),
     "resume": ((bool,), lambda v: True, "true or false"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
@@ -25,6 +26,7 @@ from dml.data.datamodule import DMLDataModule
 from dml.data.features import FeatureDataModule, torch_threads
 from dml.data.folds import fold_options
 from dml.io import atomic_write_json, remove_unstarted_run_dir
+from dml.losses.build import build_loss, needs_classes, takes_references, uses_class_weights
 from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
@@ -94,17 +96,58 @@ def _instantiate(node: DictConfig) -> Any:
         raise
 
 
-def build_objective(cfg: DictConfig) -> TrainingObjective:
+def build_objective(cfg: DictConfig, train_labels: Any = None) -> TrainingObjective:
     """Loss, tuple sampler (`sampler`, optional) and cross-batch memory (`xbm.memory_size` > 0).
 
-    The classes check their own arguments; a bad value is a ConfigError naming the key.
+    train_labels: the train split's labels, for a loss that needs the number of classes
+    (dml.losses.build fills `num_classes` and `embedding_size` in); the loss then sees each label
+    as its class's index. The classes check their own arguments; a bad value is a ConfigError
+    naming the key. A class-weight loss (proxies) with XBM is refused: it takes no references.
     """
     sampler = _instantiate(cfg.sampler) if cfg.get("sampler") else None
-    loss = _instantiate(cfg.loss)
+    classes = None if train_labels is None else np.unique(np.asarray(train_labels))
+    loss = build_loss(
+        cfg.loss,
+        num_classes=None if classes is None else len(classes),
+        embedding_dim=int(cfg.embedding_dim),
+    )
     xbm = cfg.get("xbm") or {}
     size = int(xbm.get("memory_size") or 0)
+    if size > 0 and not takes_references(loss):
+        raise ConfigError(
+            f"xbm.memory_size={size}: loss {type(loss).__name__} compares each embedding with its own "
+            "class weights, not with other embeddings, so a cross-batch memory has nothing to add; "
+            "set xbm.memory_size=0"
+        )
+    if sampler is not None and uses_class_weights(loss):
+        log.info(
+            "loss %s: the sampler's tuples weight each item by how often it is picked "
+            "(pytorch-metric-learning's miner weights); without a sampler (~sampler) every item counts alike",
+            type(loss).__name__,
+        )
     memory = CrossBatchMemory(size, start=int(xbm.get("memory_start") or 0)) if size > 0 else None
-    return TrainingObjective(loss, sampler, memory)
+    # a loss built with the class count indexes its parameters by class: it sees class indices
+    indexed = classes is not None and needs_classes(cfg.loss)
+    return TrainingObjective(loss, sampler, memory, classes=classes if indexed else None)
+
+
+def loss_group_options(node: Any) -> dict[str, Any]:
+    """`optim.loss_options`: more per-group settings of the loss's parameter group (momentum, betas,
+    eps: whatever the optimizer takes per group); its lr and weight decay have their own keys."""
+    options = (
+        OmegaConf.to_container(node, resolve=True)
+        if isinstance(node, DictConfig)
+        else dict(node or {})
+    )
+    for key, own in (
+        ("lr", "optim.loss_lr"),
+        ("weight_decay", "optim.loss_weight_decay"),
+        ("params", None),
+    ):
+        if key in options:
+            fix = f"set {own} instead" if own else "the loss's parameters are always its group's"
+            raise ConfigError(f"optim.loss_options.{key} is not allowed: {fix}")
+    return options
 
 
 def _channels_last_input(module: torch.nn.Module, args: tuple) -> tuple:
@@ -142,6 +185,8 @@ def build_module(
         scheduler=scheduler,
         loss_lr=float(cfg.optim.loss_lr),
         backbone_lr_mult=float(cfg.optim.backbone_lr_mult),
+        loss_weight_decay=float(cfg.optim.get("loss_weight_decay") or 0.0),
+        loss_options=loss_group_options(cfg.optim.get("loss_options")),
         evaluator=evaluator,
         config=redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
         nonfinite=str(cfg.get("nonfinite", "skip")),
@@ -229,7 +274,8 @@ def build_run(cfg: DictConfig) -> Run:
     """Check the config, then build objective, data, evaluator, module, loggers and trainer.
 
     The objective (loss, sampler, XBM) is built before the data, so the classes' own checks of
-    their arguments fire before anything loads.
+    their arguments fire before anything loads; a loss that needs the number of training classes
+    (proxies, per-class beta) is built once the train split is known.
     """
     out = Path(str(cfg.paths.output_dir))
     validate(cfg)
@@ -240,12 +286,14 @@ def build_run(cfg: DictConfig) -> Run:
             "dataset.fold=0 (class-disjoint folds of the train split) or monitor a test metric"
         )
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    objective = build_objective(cfg)
+    objective = None if needs_classes(cfg.loss) else build_objective(cfg)
     # a frozen trunk's features are cached by the datamodule, which needs the model first
     model = build_model(cfg) if frozen_trunk(cfg) else None
     datamodule = build_datamodule(cfg, model)
     datamodule.setup("fit")
     validate_class_sizes(cfg, datamodule.train_set.labels)
+    if objective is None:
+        objective = build_objective(cfg, datamodule.train_set.labels)
     evaluator = Evaluator.from_config(cfg, datamodule)
     module = build_module(cfg, model=model, evaluator=evaluator, objective=objective)
     ckpt_path = resume_checkpoint(cfg, out / "checkpoints")

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 
 from dml.cli.report import main as report_main
 from dml.config import config_dir, validate_sweep_objective
+from dml.losses.build import build_loss
 from dml.report import load_runs, summarize
 
 # no callbacks, a narrower small CNN, no k-means: the sweep machinery is under test
@@ -182,7 +183,7 @@ def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
                 and cfg.embedding_dim == 128
             )
             tuples = instantiate(cfg.sampler)(embeddings.detach(), labels)
-            value = instantiate(cfg.loss)(embeddings, labels, tuples)
+            value = build_loss(cfg.loss)(embeddings, labels, tuples)
             assert torch.isfinite(value), (loss_name, sampler_name)
 
 
