@@ -117,7 +117,7 @@ def extract_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The trunk's pooled features [N, F] (float32, CPU) and labels [N] of every item, in order,
     with the trunk in eval mode (a progress bar on a terminal)."""
-    from dml.training.evaluation import embed  # the one embedding loop (no import cycle at load)
+    from dml.models.embed import embed  # the one embedding loop
 
     device = next(iter(trunk.parameters()), torch.empty(0)).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
