@@ -46,7 +46,7 @@ def read_curve(folder: Path, results: Mapping[str, Any], metric: str = CURVE_MET
 
     One point per epoch (the last row of an epoch, should a resumed run have evaluated it twice);
     an evaluation after the last epoch (a resumed run that had finished training) is left out.
-    The seconds are TrainClock's `time/train_seconds` (dml.reproduce.timing).
+    The seconds are TrainClock's `time/train_seconds` (dml.training.callbacks.train_clock).
     """
     path = folder / "csv" / "metrics.csv"
     if not path.is_file():

@@ -48,7 +48,7 @@ def test_every_run_logs_what_the_measures_read():
         for paper in profile.settings:
             setting = profile.setting(paper)
             assert "logger=csv" in setting and "eval.before_training=true" in setting
-            assert any("dml.reproduce.timing.TrainClock" in o for o in setting)
+            assert any("dml.training.callbacks.TrainClock" in o for o in setting)
     assert all("dataset.eval_levels=[fine,coarse]" in FULL.setting(p) for p in ("levi2020",))
 
 

@@ -4,7 +4,7 @@ Lightning's CSV logger records the step and epoch of each evaluation but not whe
 callback logs `time/train_seconds` with the eval metrics: the seconds spent in `fit` so far minus
 the time spent evaluating, so every method is timed on its training alone. Its count travels in
 the checkpoints, so a killed and resumed run continues its clock instead of starting it again.
-dml-reproduce adds it to each run with `+callbacks.train_clock._target_=dml.reproduce.timing.TrainClock`.
+dml-reproduce adds it to each run with `+callbacks.train_clock._target_=dml.training.callbacks.TrainClock`.
 """
 
 from __future__ import annotations

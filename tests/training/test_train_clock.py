@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from dml.reproduce import timing
-from dml.reproduce.timing import KEY, TrainClock
+from dml.training.callbacks import train_clock as timing
+from dml.training.callbacks.train_clock import KEY, TrainClock
 
 
 class _Module:
