@@ -25,5 +25,9 @@ class EmbeddingModel(nn.Module):
         self.embedding_dim = embedding_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.head(self.backbone(x))
+        return self.project(self.backbone(x))
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """The head on pooled backbone features [N, out_features], normalised when `normalize`."""
+        z = self.head(features)
         return F.normalize(z.float(), dim=1) if self.normalize else z

@@ -40,10 +40,11 @@ def _checkpoint_model_and_data(
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     model = build_model(cfg)
     load_model_weights(model, ckpt, path, cfg)  # a shape mismatch names both sides
-    datamodule = build_datamodule(cfg)
-    datamodule.setup("validate")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device), datamodule, cfg, device
+    model = model.to(device)
+    datamodule = build_datamodule(cfg, model)  # backbone.frozen=true: this trunk's cached features
+    datamodule.setup("validate")
+    return model, datamodule, cfg, device
 
 
 def evaluate_checkpoint(

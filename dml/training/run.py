@@ -21,11 +21,13 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
+from dml.data.features import FeatureDataModule
 from dml.data.folds import fold_options
 from dml.io import atomic_write_json
 from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
+from dml.models.frozen import FrozenTrunkEmbedding
 from dml.training.callbacks import LastCheckpoint
 from dml.training.checkpointing import (
     AtomicCheckpointIO,
@@ -45,21 +47,39 @@ log = logging.getLogger("dml")
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
+def frozen_trunk(cfg: DictConfig) -> bool:
+    """True when `backbone.frozen=true`: the trunk is fixed and only the head trains, on cached features."""
+    return bool(cfg.backbone.get("frozen", False))
+
+
 def build_model(cfg: DictConfig) -> EmbeddingModel:
-    """Backbone from `backbone.net`, linear head to `embedding_dim`, L2 normalisation."""
+    """Backbone from `backbone.net`, linear head to `embedding_dim`, L2 normalisation (with
+    `backbone.frozen=true` a FrozenTrunkEmbedding: the same modules, only the head trains)."""
     backbone = hydra.utils.instantiate(cfg.backbone.net)
     if cfg.backbone.get("freeze_bn", False):
         freeze_batchnorm(backbone)  # eval-mode statistics, no gradient to its affine parameters
+    if frozen_trunk(cfg):
+        return FrozenTrunkEmbedding(backbone, int(cfg.embedding_dim))
     return EmbeddingModel(backbone, int(cfg.embedding_dim))
 
 
-def build_datamodule(cfg: DictConfig) -> DMLDataModule:
-    return DMLDataModule(
-        cfg.dataset,
-        normalize=str(cfg.backbone.get("normalize", "none")),
-        eval_batch_size=int(cfg.eval.batch_size),
-        seed=int(cfg.seed),
-    )
+def build_datamodule(cfg: DictConfig, model: EmbeddingModel | None = None) -> DMLDataModule:
+    """The run's data; with `backbone.frozen=true` a FeatureDataModule feeding `model`'s trunk's
+    cached features (under `paths.cache_dir`/features)."""
+    options = {
+        "normalize": str(cfg.backbone.get("normalize", "none")),
+        "eval_batch_size": int(cfg.eval.batch_size),
+        "seed": int(cfg.seed),
+    }
+    if not frozen_trunk(cfg):
+        return DMLDataModule(cfg.dataset, **options)
+    if model is None:
+        raise TypeError(
+            "backbone.frozen=true: build_datamodule needs the model whose trunk it caches"
+        )
+    paths = cfg.get("paths") or {}
+    cache_dir = paths.get("cache_dir") or Path(str(paths.get("data_dir", "."))) / "cache"
+    return FeatureDataModule(cfg.dataset, trunk=model.backbone, cache_dir=str(cache_dir), **options)
 
 
 def _instantiate(node: DictConfig) -> Any:
@@ -201,11 +221,13 @@ def build_run(cfg: DictConfig) -> Run:
         )
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     objective = build_objective(cfg)
-    datamodule = build_datamodule(cfg)
+    # a frozen trunk's features are cached by the datamodule, which needs the model first
+    model = build_model(cfg) if frozen_trunk(cfg) else None
+    datamodule = build_datamodule(cfg, model)
     datamodule.setup("fit")
     validate_class_sizes(cfg, datamodule.train_set.labels)
     evaluator = Evaluator.from_config(cfg, datamodule)
-    module = build_module(cfg, evaluator=evaluator, objective=objective)
+    module = build_module(cfg, model=model, evaluator=evaluator, objective=objective)
     ckpt_path = resume_checkpoint(cfg, out / "checkpoints")
     resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
     if resumed is not None:  # fail now, with both sides named, rather than inside Lightning
@@ -222,6 +244,11 @@ def build_run(cfg: DictConfig) -> Run:
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins
     )
+    if frozen_trunk(cfg) and trainer.world_size > 1:
+        raise ConfigError(
+            f"backbone.frozen=true trains on one device, but the trainer runs {trainer.world_size} processes; "
+            "set trainer.devices=1 (a head on cached features needs no more)"
+        )
     return Run(cfg, out, datamodule, evaluator, module, trainer, ckpt_path, resumed_step)
 
 
@@ -232,9 +259,13 @@ def baseline_columns(run: Run) -> dict[str, dict[str, float]]:
         cfg.eval.get("raw_baseline") or cfg.eval.get("before_training")
     ):
         loaders = run.datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
+        features = isinstance(run.datamodule, FeatureDataModule)  # loaders of cached trunk features
         if cfg.eval.get("raw_baseline"):
-            columns["raw pixels"] = run.evaluator.score_raw_pixels(loaders)
+            pixels = run.datamodule.image_dataloaders() if features else loaders
+            columns["raw pixels"] = run.evaluator.score_raw_pixels(pixels)
         if cfg.eval.get("before_training"):
+            if features:  # the pooled features themselves, L2-normalised: what the head starts from
+                columns["frozen trunk"] = run.evaluator.score_raw_pixels(loaders)
             columns["untrained"] = run.evaluator.score_model(run.module.model, loaders)
     return columns
 
