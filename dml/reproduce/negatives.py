@@ -1,8 +1,9 @@
 """Claim W1: which distances each negative strategy picks on a trained model's batches (Wu et al. Fig. 3b).
 
 The run's final weights (checkpoints/last.ckpt) embed the first `batches` training batches of its own
-data pipeline (P classes x M images, the training transform) in training mode, as the sampler sees
-them while training (BatchNorm on the batch's statistics; without gradients). On each batch every
+data pipeline (P classes x M images, the training transform; with `backbone.frozen=true` the
+trunk's cached features) in training mode, as the sampler sees them while training (BatchNorm on
+the batch's statistics; without gradients). On each batch every
 negative strategy (random, hard, semi-hard, distance weighted; every positive pair as anchor and
 positive, the strategies' defaults) samples from the same distance matrix, and the distances of
 the negatives it picked are pooled. Written to `<run>/negative_distances.json`: per strategy a
@@ -80,7 +81,7 @@ def analyse_run(folder: Path, batches: int, seed: int) -> dict[str, Any]:
     # training mode (BatchNorm on the batch's statistics, no gradient): the embeddings the sampler
     # sees while training; nothing is written back, the checkpoint stays as it is
     model.train()
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(cfg, model)  # backbone.frozen=true: the trunk's cached features
     datamodule.setup("fit")
     pooled: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():

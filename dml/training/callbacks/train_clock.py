@@ -1,8 +1,9 @@
 """TrainClock: the training wall time at each evaluation, so a metric can be drawn against time (claim W3).
 
 Lightning's CSV logger records the step and epoch of each evaluation but not when it happened. This
-callback logs `time/train_seconds` with the eval metrics: the seconds spent in `fit` so far minus
-the time spent evaluating, so every method is timed on its training alone. Its count travels in
+callback logs `time/train_seconds` with the eval metrics: the seconds spent training so far minus
+the time spent evaluating, so every method is timed on its training alone (the clock starts once
+the loaders are set up, so building data, such as a frozen trunk's feature cache, does not count). Its count travels in
 the checkpoints, so a killed and resumed run continues its clock instead of starting it again.
 dml-reproduce adds it to each run with `+callbacks.train_clock._target_=dml.training.callbacks.TrainClock`.
 """
@@ -36,7 +37,8 @@ class TrainClock(pl.Callback):
             running -= time.perf_counter() - self._eval_start
         return self.before + running
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after the loaders are set up: building data (a frozen trunk's feature cache) is not training
         self._start, self._eval_seconds, self._eval_start = time.perf_counter(), 0.0, None
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
