@@ -16,7 +16,7 @@ CAVEATS = """\
 What the verdicts can and cannot say:
 
 - A verdict is about this setting only: the data, backbone, schedule and seeds listed above, far
-  smaller than the papers' benchmarks and ImageNet-pretrained networks. "Holds" means the
+  smaller than the papers' benchmarks and fine-tuned ImageNet networks. "Holds" means the
   difference the claim predicts shows up here beyond seed noise; "does not hold" means the data
   rule it out here (beyond the stated margin); neither says what happens at the papers' scale.
 - "Inconclusive at this scale" means the 95% intervals are too wide to decide: more seeds or
@@ -27,6 +27,9 @@ What the verdicts can and cannot say:
 - Hyperparameters are each method's defaults in dml, not tuned per method; a method that needs a
   different learning rate or margin at this scale is judged with the defaults.
 - Wall-time measures (W3) depend on the machine's load while the runs ran.
+- A claim whose grid did not finish (the summary's "runs finished") is decided on the runs that
+  did: fewer seeds than planned, and seeds that may differ between its methods (a comparison
+  pairs only the seeds both methods finished).
 """
 
 
@@ -41,6 +44,16 @@ class ClaimResult:
     specs: Mapping[str, Mapping[int, RunSpec]]
     missing: list[RunSpec] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+
+    @property
+    def planned(self) -> int:
+        """The runs of the claim's grid (methods x seeds)."""
+        return sum(len(by_seed) for by_seed in self.specs.values())
+
+    @property
+    def finished(self) -> int:
+        """The grid's runs that finished (the numbers come from these only)."""
+        return self.planned - len(self.missing)
 
 
 def _cell(values: Mapping[int, float] | None) -> str:
@@ -111,9 +124,11 @@ def render(
 ) -> str:
     """The whole report.md."""
     papers = list(dict.fromkeys(r.claim.paper for r in results))
-    summary = ["| claim | paper | what | verdict |", "|---|---|---|---|"]
+    # runs finished of the claim's grid: a verdict on an unfinished grid is on fewer seeds than planned
+    summary = ["| claim | paper | what | runs finished | verdict |", "|---|---|---|---:|---|"]
     summary += [
-        f"| {r.claim.id} | {r.claim.paper} | {r.claim.title} | **{r.verdict}** |" for r in results
+        f"| {r.claim.id} | {r.claim.paper} | {r.claim.title} | {r.finished} of {r.planned} | **{r.verdict}** |"
+        for r in results
     ]
     settings = "\n".join(f"- {p}: `{' '.join(profile.setting(p))}`" for p in papers)
     from dml.reproduce import verdicts
