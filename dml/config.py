@@ -62,6 +62,7 @@ _CHECKS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "optimizer.lr": ((int, float), lambda v: v > 0, "a positive number"),
     "optimizer.weight_decay": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "optim.loss_lr": ((int, float), lambda v: v >= 0, "a non-negative number"),
+    "optim.loss_weight_decay": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "optim.backbone_lr_mult": ((int, float), lambda v: v >= 0, "a non-negative number"),
     "eval.batch_size": ((int,), lambda v: v >= 1, "a positive integer"),
     "resume": ((bool,), lambda v: True, "true or false"),
@@ -128,3 +129,21 @@ def validate_class_sizes(cfg: DictConfig, labels: Any) -> None:
             name,
             counts.min(),
         )
+
+
+def validate_sweep_objective(monitor: str, sweeper: str | None) -> None:
+    """Raise ConfigError when an Optuna sweep would maximise a test-split metric.
+
+    dml-train returns the run's `monitor` metric to the sweeper; an objective read on the test split
+    tunes the hyperparameters on it, and the test numbers of the best trial are then no longer a test.
+    A sweep scores its trials on a held-out fold of the training classes instead (monitor=val/...,
+    dataset.folds; the shipped hparams_search configs set both). sweeper: the `_target_` of
+    hydra.sweeper in a multirun, None in a single run.
+    """
+    if sweeper is None or "optuna" not in sweeper.lower() or str(monitor).startswith("val/"):
+        return
+    raise ConfigError(
+        f"monitor={monitor} is a test-split metric, and the Optuna sweep would maximise it (tuning on the "
+        f"test split); score the trials on a held-out fold of the training classes instead: "
+        f"dataset.folds=4 dataset.fold=0 monitor=val/{monitor} (the hparams_search configs set these)"
+    )

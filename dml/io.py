@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,3 +33,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """JSON-encode `obj` (indented, keys in insertion order) and write it atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def remove_unstarted_run_dir(out: str | os.PathLike) -> None:
+    """Remove a run folder that holds nothing but Hydra's own files (.hydra/, the log): the run
+    never started, so a failed start leaves nothing half-written behind."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    leftovers = [p for p in out.iterdir() if p.name != ".hydra" and not p.name.endswith(".log")]
+    if not leftovers:
+        shutil.rmtree(out, ignore_errors=True)

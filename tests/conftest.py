@@ -4,6 +4,7 @@ quick run, single-threaded torch, and (from tests/layouts.py) tiny dataset layou
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -59,3 +60,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_wandb_run_left_open():
+    """Finish a W&B run a test left open (a Trainer with a WandbLogger outside dml's train()):
+    Lightning's WandbLogger logs into an open run instead of starting its own, so the next test's
+    run would write into this one's."""
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from dml.config import ConfigError, validate, validate_class_sizes
+from dml.config import ConfigError, validate, validate_class_sizes, validate_sweep_objective
 from dml.training.run import build_objective
 
 
@@ -112,3 +112,12 @@ def test_m_per_class_above_some_classes_warns(caplog):
         "dataset.m_per_class=4: 1 of 3 toy train classes have fewer images (the smallest has 2)"
         in caplog.text
     )
+
+
+def test_an_optuna_sweep_may_not_maximise_a_test_metric():
+    optuna = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    with pytest.raises(ConfigError, match=r"monitor=recall@1 is a test-split metric.*monitor=val/"):
+        validate_sweep_objective("recall@1", optuna)
+    validate_sweep_objective("val/recall@1", optuna)  # a held-out fold of the train classes
+    validate_sweep_objective("recall@1", None)  # a single run reports the test split, tunes nothing
+    validate_sweep_objective("recall@1", "hydra._internal.core_plugins.basic_sweeper.BasicSweeper")

@@ -17,7 +17,7 @@ from dml.data.registry import DATASETS, dataset_info, default_root
 
 
 def _download(args: argparse.Namespace) -> int:
-    from dml.data.download import DownloadError, fetch
+    from dml.data.download import ChecksumError, DownloadError, fetch
 
     info = dataset_info(args.name)
     root = Path(args.root or default_root(info.name)).expanduser()
@@ -27,6 +27,7 @@ def _download(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    created = not root.exists()
     for archive in info.archives:
         if args.from_dir:  # files fetched elsewhere: verify and unpack them the same way
             source = Path(args.from_dir).expanduser().resolve() / archive.name
@@ -41,16 +42,25 @@ def _download(args: argparse.Namespace) -> int:
                 retries=args.retries,
             )
         except (DownloadError, ValueError, OSError) as err:
-            print(f"error: {err}", file=sys.stderr)
+            hint = ""
+            if not args.from_dir and not isinstance(err, ChecksumError):
+                hint = (
+                    f"; without network here, fetch {', '.join(a.url for a in info.archives)} "
+                    f"elsewhere, put the file(s) in a folder and run: dml-data download {info.name} "
+                    f"--root {root} --from-dir <that folder>"
+                )
+            print(f"error: {err}{hint}", file=sys.stderr)
+            if created and root.is_dir() and not any(root.iterdir()):
+                root.rmdir()  # nothing half-written: the folder this command made is removed
             return 1
     print(f"done; check it with: dml-data check {info.name} --root {root}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
+    info = dataset_info(args.name)  # an unknown name is answered before torch is imported
     from dml.data.check import check_dataset, format_reports
 
-    info = dataset_info(args.name)
     root = Path(args.root or default_root(info.name)).expanduser()
     options = {}
     for flag, key, names in (

@@ -23,10 +23,8 @@ def _checkpoints(value: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dml.io import atomic_write_json
-    from dml.training.evaluate_checkpoint import evaluate_checkpoint, evaluate_concatenated
-    from dml.training.evaluation import format_table
-
+    """Entry point of the ``dml-eval`` console script; torch is imported only once the arguments are
+    checked, so --help and a malformed call answer at once."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or any(a in ("-h", "--help") for a in args):
         print(USAGE)
@@ -42,13 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     ckpt, out = opts.pop("ckpt"), opts.pop("out", None)
     paths = _checkpoints(ckpt)
     overrides = [f"{k}={v}" for k, v in opts.items()]
+
+    from dml.io import atomic_write_json
+    from dml.training.evaluate_checkpoint import evaluate_checkpoint, evaluate_concatenated
+    from dml.training.evaluation import format_table
+    from dml.training.run import as_user_error
+
     try:
         if len(paths) == 1:
             metrics, cfg = evaluate_checkpoint(paths[0], overrides)
         else:
             metrics, cfg = evaluate_concatenated(paths, overrides)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"dml-eval: error: {err}", file=sys.stderr)
+    except Exception as err:  # a bad path, override, backbone or missing weights: one line, exit 2
+        user = as_user_error(err)
+        if user is None:
+            raise
+        print(f"dml-eval: error: {user}", file=sys.stderr)
         return 2
     what = paths[0] if len(paths) == 1 else f"{len(paths)} checkpoints, embeddings concatenated,"
     print(f"Metrics of {what} on {cfg.dataset.name}:")

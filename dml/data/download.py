@@ -184,9 +184,13 @@ def download(
         except (DownloadError, OSError, http.client.HTTPException, ftplib.Error) as err:
             if attempt == retries:
                 have = part.stat().st_size if part.exists() else 0
-                raise DownloadError(
-                    f"downloading {url} failed after {attempt + 1} attempt(s): {err}. "
+                kept = (
                     f"{have:,} bytes are kept in {part}; run the same command again to resume"
+                    if have
+                    else "nothing was downloaded"
+                )
+                raise DownloadError(
+                    f"downloading {url} failed after {attempt + 1} attempt(s): {err}. {kept}"
                 ) from err
             time.sleep(min(2.0**attempt, 10.0) * 0.1)
     if md5 is not None:

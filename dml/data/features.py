@@ -19,7 +19,8 @@ import io
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,17 @@ log = logging.getLogger("dml")
 
 # bump when the extraction below changes what a cache file holds: old files are then not used
 EXTRACTOR_VERSION = 1
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to `n` inside the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(int(n), 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class FeatureSet(Dataset):
@@ -97,14 +109,18 @@ def feature_key(
 
 @torch.no_grad()
 def extract_features(
-    trunk: nn.Module, dataset: Dataset, batch_size: int = 256, desc: str = "features"
+    trunk: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 256,
+    desc: str = "features",
+    num_workers: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The trunk's pooled features [N, F] (float32, CPU) and labels [N] of every item, in order,
     with the trunk in eval mode (a progress bar on a terminal)."""
     from dml.training.evaluation import embed  # the one embedding loop (no import cycle at load)
 
     device = next(iter(trunk.parameters()), torch.empty(0)).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     # iterating a DataLoader draws a seed from torch's RNG: a run that extracts must go on with the
     # same random numbers as one that reads the cache
     with torch.random.fork_rng(devices=[]):
@@ -143,6 +159,7 @@ def cached_features(
     folder: str | Path,
     batch_size: int = 256,
     name: str = "features",
+    num_workers: int = 0,
 ) -> torch.Tensor:
     """The features of `dataset` from `<folder>/<key>.pt`, extracted with `trunk` and stored
     atomically first when that file is missing or not usable."""
@@ -152,7 +169,9 @@ def cached_features(
     if features is not None:
         return features
     start = time.time()
-    features, seen = extract_features(trunk, dataset, batch_size, desc=f"features of {name}")
+    features, seen = extract_features(
+        trunk, dataset, batch_size, desc=f"features of {name}", num_workers=num_workers
+    )
     if not torch.equal(seen, torch.as_tensor(labels)):
         raise RuntimeError(
             f"{type(dataset).__name__} returned other labels than its .labels while extracting features"
@@ -193,6 +212,8 @@ class FeatureDataModule(DMLDataModule):
         self.cache_dir = Path(cache_dir) / "features"
         self._nodes: dict[int, tuple[Dataset, dict[str, Any], str]] = {}
         self._memo: dict[str, torch.Tensor] = {}
+        # the trunk's forward is worth every thread, also when the run trains the head on one
+        self.extract_threads = torch.get_num_threads()
 
     def _build(self, node: DictConfig, train: bool) -> Dataset:
         ds = super()._build(node, train=False)  # cached features come from un-augmented images
@@ -214,9 +235,11 @@ class FeatureDataModule(DMLDataModule):
         key = feature_key(self.trunk, node, eval_spec, self.normalize, dataset.labels)
         if key not in self._memo:
             name = f"{self.cfg.get('name')} {split}".strip()
-            self._memo[key] = cached_features(
-                self.trunk, dataset, key, self.cache_dir, self.eval_batch_size, name
-            )
+            workers = int(self.cfg.get("num_workers", 0))  # decoding images: the data's workers
+            with torch_threads(self.extract_threads):
+                self._memo[key] = cached_features(
+                    self.trunk, dataset, key, self.cache_dir, self.eval_batch_size, name, workers
+                )
         return self._memo[key]
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:

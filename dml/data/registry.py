@@ -1,22 +1,21 @@
-"""The file-backed datasets by config name: class, splits, public archives or hand-download note."""
+"""The file-backed datasets by config name: class, splits, public archives or hand-download note.
+
+The dataset classes (and with them torch) are imported on first use of `DatasetInfo.cls`, so that
+`dml-data --help` and a mistyped name answer at once.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dml.data.cars import HAND_DOWNLOAD as CARS_HAND_DOWNLOAD
-from dml.data.cars import Cars196
-from dml.data.csvfile import CsvDataset
-from dml.data.cub import CUB200
 from dml.data.download import Archive
-from dml.data.folder import FolderDataset
-from dml.data.image_list import ImageListDataset
-from dml.data.inshop import HAND_DOWNLOAD as INSHOP_HAND_DOWNLOAD
-from dml.data.inshop import InShop
-from dml.data.lfw import LFW
-from dml.data.sop import StanfordOnlineProducts
+
+if TYPE_CHECKING:
+    from dml.data.image_list import ImageListDataset
 
 OWN_DATA = (
     "this is your own data, nothing to download: put it under ROOT (see the README's "
@@ -26,11 +25,30 @@ OWN_DATA = (
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """A dataset's entry: `target` is its class or the dotted path to it ("dml.data.cub.CUB200");
+    `note` says where to get files that cannot be downloaded (default: the class module's
+    HAND_DOWNLOAD text)."""
+
     name: str
-    cls: type[ImageListDataset]
+    target: type[ImageListDataset] | str
     splits: tuple[str, ...]
     archives: tuple[Archive, ...] = field(default_factory=tuple)
-    hand_download: str | None = None
+    note: str | None = None
+
+    @property
+    def cls(self) -> type[ImageListDataset]:
+        """The dataset class, imported now if the entry names it by path."""
+        if isinstance(self.target, str):
+            module, _, name = self.target.rpartition(".")
+            return getattr(importlib.import_module(module), name)
+        return self.target
+
+    @property
+    def hand_download(self) -> str | None:
+        """How to get the files by hand (None when the archives download), ROOT for the folder."""
+        if self.note is not None or self.archives:
+            return self.note
+        return getattr(importlib.import_module(self.cls.__module__), "HAND_DOWNLOAD", None)
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -38,7 +56,7 @@ DATASETS: dict[str, DatasetInfo] = {
     for info in (
         DatasetInfo(
             "cub200",
-            CUB200,
+            "dml.data.cub.CUB200",
             ("train", "test"),
             (
                 Archive(
@@ -47,10 +65,10 @@ DATASETS: dict[str, DatasetInfo] = {
                 ),
             ),
         ),
-        DatasetInfo("cars196", Cars196, ("train", "test"), hand_download=CARS_HAND_DOWNLOAD),
+        DatasetInfo("cars196", "dml.data.cars.Cars196", ("train", "test")),
         DatasetInfo(
             "sop",
-            StanfordOnlineProducts,
+            "dml.data.sop.StanfordOnlineProducts",
             ("train", "test"),
             (
                 Archive(
@@ -59,12 +77,10 @@ DATASETS: dict[str, DatasetInfo] = {
                 ),
             ),
         ),
-        DatasetInfo(
-            "inshop", InShop, ("train", "query", "gallery"), hand_download=INSHOP_HAND_DOWNLOAD
-        ),
+        DatasetInfo("inshop", "dml.data.inshop.InShop", ("train", "query", "gallery")),
         DatasetInfo(
             "lfw",
-            LFW,
+            "dml.data.lfw.LFW",
             ("pairs",),
             (
                 Archive(
@@ -78,8 +94,8 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
         ),
         # your own images: no official counts, the splits come from the folder or the table
-        DatasetInfo("folder", FolderDataset, ("train", "test"), hand_download=OWN_DATA),
-        DatasetInfo("csv", CsvDataset, ("train", "test"), hand_download=OWN_DATA),
+        DatasetInfo("folder", "dml.data.folder.FolderDataset", ("train", "test"), note=OWN_DATA),
+        DatasetInfo("csv", "dml.data.csvfile.CsvDataset", ("train", "test"), note=OWN_DATA),
     )
 }
 

@@ -6,7 +6,15 @@ from typing import Any
 
 from torch import Tensor
 
+from dml.config import ConfigError
 from dml.samplers.tuples import Tuples
+
+# what pytorch-metric-learning raises for an input a loss class does not support -> dml's fix
+_UNSUPPORTED = {
+    "ref_emb is not supported": "it takes no reference embeddings, so no cross-batch memory; "
+    "set xbm.memory_size=0",
+    "indices_tuple is not supported": "it takes no tuples; drop the sampler with ~sampler",
+}
 
 
 class ForeignLoss:
@@ -32,7 +40,13 @@ class ForeignLoss:
         references: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         indices = None if tuples is None else tuple(tuples)
-        if references is None:
-            return self.loss(embeddings, labels, indices)
-        ref, ref_labels = references
-        return self.loss(embeddings, labels, indices, ref, ref_labels)
+        try:
+            if references is None:
+                return self.loss(embeddings, labels, indices)
+            ref, ref_labels = references
+            return self.loss(embeddings, labels, indices, ref, ref_labels)
+        except ValueError as err:
+            for message, fix in _UNSUPPORTED.items():
+                if message in str(err):
+                    raise ConfigError(f"loss {type(self.loss).__name__}: {fix}") from err
+            raise

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dml.config import ConfigError
+
 # the converted ImageNet weights; the metric-learning code bases (e.g. the MS-loss reference code)
 # load the first one, an older release of the same conversion has the second name
 WEIGHT_FILES = ("bn_inception-52deb4733.pth", "bn_inception-239d2248.pth")
@@ -195,7 +197,7 @@ def _cached_or_downloaded() -> Path:
         torch.hub.download_url_to_file(WEIGHT_URL, str(target), progress=False)
     except Exception as err:  # no network, or the host is gone
         target.unlink(missing_ok=True)
-        raise RuntimeError(
+        raise ConfigError(
             f"backbone.net.pretrained=true: the BN-Inception ImageNet weights are not cached and could not be "
             f"downloaded ({err}). Download {WEIGHT_URL} on a machine with network and put it at {target} "
             f"(the torch hub cache; TORCH_HOME moves it), or set backbone.net.weights=/path/to/{WEIGHT_FILES[0]}"

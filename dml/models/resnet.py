@@ -9,6 +9,8 @@ import torch
 import torchvision
 from torch import nn
 
+from dml.config import ConfigError
+
 _NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
@@ -49,7 +51,7 @@ class TorchvisionResNet(nn.Module):
         try:
             state = enum.get_state_dict(progress=False, check_hash=False)
         except Exception as err:  # no network and no cached file
-            raise RuntimeError(
+            raise ConfigError(
                 f"could not load ImageNet weights for {name}: {err}. With no network, download {enum.url} "
                 f"elsewhere and put it at {hub_dir / filename}, or set backbone.net.weights=/path/to/{filename}"
             ) from err

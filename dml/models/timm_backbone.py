@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dml.config import ConfigError
+
 _HF_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -100,7 +102,7 @@ class TimmBackbone(nn.Module):
                 raise OSError("HF_HUB_OFFLINE is set")
             loaded = timm.create_model(self.name, pretrained=True, num_classes=0)
         except Exception as err:  # no network, or no weights for this name
-            raise RuntimeError(
+            raise ConfigError(
                 f"backbone.net.pretrained=true: no cached weights for timm model {self.name!r} and the download "
                 f"failed ({err}). {where}"
             ) from err

@@ -28,8 +28,9 @@ class DMLModule(pl.LightningModule):
     the eval split(s) and scores them with `evaluator` (dml.training.evaluation).
 
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) taking the parameter groups
-    and the optimizer. The loss's own parameters (the margin loss's beta) get their own group with
-    `loss_lr`; the backbone's learning rate is the optimizer's times `backbone_lr_mult`.
+    and the optimizer. The loss's own parameters (the margin loss's beta, proxies, class weights) get
+    their own group named "loss" with `loss_lr`, `loss_weight_decay` and any other per-group setting
+    of the optimizer in `loss_options` (e.g. {"momentum": 0.0}); the backbone's learning rate is the optimizer's times `backbone_lr_mult`.
     Under DDP the objective sees the global batch (`gather_batch`). The objective's loss and
     cross-batch memory are submodules (`loss`, `memory`): trained, moved and saved with the model.
     """
@@ -42,6 +43,8 @@ class DMLModule(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         loss_lr: float = 0.01,
         backbone_lr_mult: float = 1.0,
+        loss_weight_decay: float = 0.0,
+        loss_options: Mapping[str, Any] | None = None,
         evaluator: Evaluator | None = None,
         config: Mapping[str, Any] | None = None,
         nonfinite: str = "skip",
@@ -55,6 +58,8 @@ class DMLModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.loss_lr = float(loss_lr)
+        self.loss_weight_decay = float(loss_weight_decay)
+        self.loss_options = dict(loss_options or {})
         self.backbone_lr_mult = float(backbone_lr_mult)
         # scores each evaluation (dataset.metrics over the datamodule's eval splits)
         self.evaluator = evaluator if evaluator is not None else Evaluator()
@@ -173,7 +178,13 @@ class DMLModule(pl.LightningModule):
         loss_params = loss_parameters(self.loss)
         if loss_params:
             groups.append(
-                {"params": loss_params, "lr": self.loss_lr, "weight_decay": 0.0, "name": "loss"}
+                {
+                    **self.loss_options,
+                    "params": loss_params,
+                    "lr": self.loss_lr,
+                    "weight_decay": self.loss_weight_decay,
+                    "name": "loss",
+                }
             )
         optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:

@@ -69,6 +69,11 @@ class TrainingObjective:
     CrossBatchMemory (XBM) whose stored embeddings join the references; the batch is enqueued
     after its loss.
 
+    classes: the sorted labels of the training classes, for a loss that indexes its parameters by
+    class (proxies, per-class beta, built with num_classes = len(classes)): the loss sees each
+    label as its position in `classes` (0..C-1), whatever the dataset's label values (a
+    class-disjoint fold trains on classes 25..99, say). Sampler and memory keep the labels.
+
     A plain object: the LightningModule owns `loss` and `memory` as submodules, so their
     parameters train, move to the device and are saved under `loss.*` and `memory.*`.
     """
@@ -78,12 +83,29 @@ class TrainingObjective:
         loss: Any,
         sampler: Any | None = None,
         memory: CrossBatchMemory | None = None,
+        classes: Tensor | None = None,
     ) -> None:
         self.loss = loss
         self.sampler = sampler
         self.memory = memory
+        self.classes = None if classes is None else torch.as_tensor(classes).long().sort().values
         self._foreign = None if isinstance(loss, TupleLoss) else ForeignLoss(loss)
         self.last_step: StepRecord | None = None
+
+    def class_index(self, labels: Tensor) -> Tensor:
+        """Each label's position among the training classes (the labels themselves without
+        `classes`); a label outside them is an error naming it."""
+        if self.classes is None:
+            return labels
+        classes = self.classes.to(labels.device)
+        index = torch.searchsorted(classes, labels).clamp_max(len(classes) - 1)
+        unknown = classes[index] != labels
+        if bool(unknown.any()):
+            raise ValueError(
+                f"label {int(labels[unknown][0])} is not one of the {len(classes)} training classes the "
+                "loss was built for (its num_classes); train on the train split's labels"
+            )
+        return index
 
     def strategies(self) -> dict[str, str]:
         """{'positive': .., 'negative': ..}: the strategies the sampler uses ({} without one)."""
@@ -142,11 +164,11 @@ class TrainingObjective:
         distances = self._distances(embeddings, ref)
         tuples = self._sample(embeddings, labels, distances, ref_labels)
         if isinstance(self.loss, TupleLoss):
-            value = self.loss.from_distances(distances, labels, tuples)
+            value = self.loss.from_distances(distances, self.class_index(labels), tuples)
             stats, histograms = self.loss.log_stats(), self.loss.log_histograms()
         else:
-            references = (ref, ref_labels) if self.memory is not None else None
-            value = self._foreign(embeddings, labels, tuples, references)
+            references = (ref, self.class_index(ref_labels)) if self.memory is not None else None
+            value = self._foreign(embeddings, self.class_index(labels), tuples, references)
             stats, histograms = {}, {}
         self.last_step = StepRecord(
             labels=labels.detach(),

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
-from dml.data.features import FeatureDataModule
+from dml.data.features import FeatureDataModule, torch_threads
 from dml.data.folds import fold_options
-from dml.io import atomic_write_json
+from dml.io import atomic_write_json, remove_unstarted_run_dir
+from dml.losses.build import build_loss, needs_classes, takes_references, uses_class_weights
 from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
@@ -36,9 +39,10 @@ from dml.training.checkpointing import (
     remove_stale_temp_files,
     resume_checkpoint,
 )
+from dml.training.console import quiet_known_noise
 from dml.training.evaluation import Evaluator, format_table, lfw_verification
 from dml.training.guards import redact_secrets
-from dml.training.loggers import build_loggers
+from dml.training.loggers import build_loggers, finish_loggers
 from dml.training.module import DMLModule
 from dml.training.objective import TrainingObjective
 
@@ -92,17 +96,58 @@ def _instantiate(node: DictConfig) -> Any:
         raise
 
 
-def build_objective(cfg: DictConfig) -> TrainingObjective:
+def build_objective(cfg: DictConfig, train_labels: Any = None) -> TrainingObjective:
     """Loss, tuple sampler (`sampler`, optional) and cross-batch memory (`xbm.memory_size` > 0).
 
-    The classes check their own arguments; a bad value is a ConfigError naming the key.
+    train_labels: the train split's labels, for a loss that needs the number of classes
+    (dml.losses.build fills `num_classes` and `embedding_size` in); the loss then sees each label
+    as its class's index. The classes check their own arguments; a bad value is a ConfigError
+    naming the key. A class-weight loss (proxies) with XBM is refused: it takes no references.
     """
     sampler = _instantiate(cfg.sampler) if cfg.get("sampler") else None
-    loss = _instantiate(cfg.loss)
+    classes = None if train_labels is None else np.unique(np.asarray(train_labels))
+    loss = build_loss(
+        cfg.loss,
+        num_classes=None if classes is None else len(classes),
+        embedding_dim=int(cfg.embedding_dim),
+    )
     xbm = cfg.get("xbm") or {}
     size = int(xbm.get("memory_size") or 0)
+    if size > 0 and not takes_references(loss):
+        raise ConfigError(
+            f"xbm.memory_size={size}: loss {type(loss).__name__} compares each embedding with its own "
+            "class weights, not with other embeddings, so a cross-batch memory has nothing to add; "
+            "set xbm.memory_size=0"
+        )
+    if sampler is not None and uses_class_weights(loss):
+        log.info(
+            "loss %s: the sampler's tuples weight each item by how often it is picked "
+            "(pytorch-metric-learning's miner weights); without a sampler (~sampler) every item counts alike",
+            type(loss).__name__,
+        )
     memory = CrossBatchMemory(size, start=int(xbm.get("memory_start") or 0)) if size > 0 else None
-    return TrainingObjective(loss, sampler, memory)
+    # a loss built with the class count indexes its parameters by class: it sees class indices
+    indexed = classes is not None and needs_classes(cfg.loss)
+    return TrainingObjective(loss, sampler, memory, classes=classes if indexed else None)
+
+
+def loss_group_options(node: Any) -> dict[str, Any]:
+    """`optim.loss_options`: more per-group settings of the loss's parameter group (momentum, betas,
+    eps: whatever the optimizer takes per group); its lr and weight decay have their own keys."""
+    options = (
+        OmegaConf.to_container(node, resolve=True)
+        if isinstance(node, DictConfig)
+        else dict(node or {})
+    )
+    for key, own in (
+        ("lr", "optim.loss_lr"),
+        ("weight_decay", "optim.loss_weight_decay"),
+        ("params", None),
+    ):
+        if key in options:
+            fix = f"set {own} instead" if own else "the loss's parameters are always its group's"
+            raise ConfigError(f"optim.loss_options.{key} is not allowed: {fix}")
+    return options
 
 
 def _channels_last_input(module: torch.nn.Module, args: tuple) -> tuple:
@@ -140,6 +185,8 @@ def build_module(
         scheduler=scheduler,
         loss_lr=float(cfg.optim.loss_lr),
         backbone_lr_mult=float(cfg.optim.backbone_lr_mult),
+        loss_weight_decay=float(cfg.optim.get("loss_weight_decay") or 0.0),
+        loss_options=loss_group_options(cfg.optim.get("loss_options")),
         evaluator=evaluator,
         config=redact_secrets(OmegaConf.to_container(cfg, resolve=True)),
         nonfinite=str(cfg.get("nonfinite", "skip")),
@@ -158,38 +205,55 @@ def build_callbacks(cfg: DictConfig | None, progress_bar: bool = True) -> list[p
     return [c for c in callbacks if progress_bar or not isinstance(c, ProgressBar)]
 
 
+# what a user's config, data or machine can cause; a bug in dml is none of these
+_USER_CAUSES = (ValueError, TypeError, FileNotFoundError, KeyError, MisconfigurationException)
+# what a class raised about its arguments while Hydra instantiated it (a missing file or package too)
+_USER_INSTANTIATION_CAUSES = (*_USER_CAUSES, OSError, ImportError)
+
+
+def as_user_error(err: BaseException) -> ConfigError | None:
+    """The ConfigError (one line, exit 2) that `err` stands for when a user caused it by config, data
+    or hardware (a bad value, a missing file, weights or package, no GPU); None when it is a bug."""
+    if isinstance(err, ConfigError):
+        return err
+    if isinstance(err, InstantiationException):
+        cause = err.__cause__
+        if isinstance(cause, _USER_INSTANTIATION_CAUSES):
+            return as_user_error(cause) or ConfigError(str(cause))
+        return None
+    if isinstance(err, MisconfigurationException):  # Lightning refused a trainer setting
+        return ConfigError(f"trainer: {err}")
+    if isinstance(err, _USER_CAUSES):
+        return ConfigError(str(err))
+    return None
+
+
+def check_accelerator(trainer: DictConfig) -> None:
+    """trainer=gpu (accelerator gpu or cuda) on a machine where torch sees no CUDA GPU is a
+    ConfigError naming the fix, not Lightning's "No supported gpu backend found!"."""
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, but torch {torch.__version__} "
+            f"({build}) finds none on this machine; run on a GPU node, or use trainer=default "
+            "(the GPU when there is one, else the CPU) or trainer=cpu"
+        )
+
+
 @contextmanager
 def user_errors(out: Path) -> Iterator[None]:
-    """Errors a user causes by config or data, while a run is built, become one ConfigError line
-    (dml-train exits 2); whatever fails, a run folder holding nothing but Hydra's own files (the
-    run never started) is removed."""
+    """Errors a user causes by config, data or hardware, while a run is built, become one
+    ConfigError line (dml-train exits 2); whatever fails, a run folder holding nothing but Hydra's
+    own files (the run never started) is removed."""
     try:
         yield
-    except ConfigError:
-        _clean_failed_run_dir(out)
-        raise
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        _clean_failed_run_dir(out)
-        raise ConfigError(str(err)) from err
-    except InstantiationException as err:
-        # Hydra wraps what a class raised about its arguments (a missing dataset file, a bad value)
-        _clean_failed_run_dir(out)
-        cause = err.__cause__
-        if isinstance(cause, (ValueError, TypeError, OSError, KeyError)):
-            raise ConfigError(str(cause)) from err
-        raise
-    except Exception:
-        _clean_failed_run_dir(out)
-        raise
-
-
-def _clean_failed_run_dir(out: Path) -> None:
-    """Remove a run folder that holds nothing but Hydra's own files (the run never started)."""
-    if not out.is_dir():
-        return
-    leftovers = [p for p in out.iterdir() if p.name != ".hydra" and not p.name.endswith(".log")]
-    if not leftovers:
-        shutil.rmtree(out, ignore_errors=True)
+    except Exception as err:
+        remove_unstarted_run_dir(out)
+        user = as_user_error(err)
+        if user is None or user is err:
+            raise
+        raise user from err
 
 
 @dataclass
@@ -210,22 +274,26 @@ def build_run(cfg: DictConfig) -> Run:
     """Check the config, then build objective, data, evaluator, module, loggers and trainer.
 
     The objective (loss, sampler, XBM) is built before the data, so the classes' own checks of
-    their arguments fire before anything loads.
+    their arguments fire before anything loads; a loss that needs the number of training classes
+    (proxies, per-class beta) is built once the train split is known.
     """
     out = Path(str(cfg.paths.output_dir))
     validate(cfg)
+    check_accelerator(cfg.trainer)
     if str(cfg.monitor).startswith("val/") and fold_options(cfg.dataset) is None:
         raise ConfigError(
             f"monitor={cfg.monitor} needs a validation fold, but dataset.folds is null; set dataset.folds=4 "
             "dataset.fold=0 (class-disjoint folds of the train split) or monitor a test metric"
         )
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    objective = build_objective(cfg)
+    objective = None if needs_classes(cfg.loss) else build_objective(cfg)
     # a frozen trunk's features are cached by the datamodule, which needs the model first
     model = build_model(cfg) if frozen_trunk(cfg) else None
     datamodule = build_datamodule(cfg, model)
     datamodule.setup("fit")
     validate_class_sizes(cfg, datamodule.train_set.labels)
+    if objective is None:
+        objective = build_objective(cfg, datamodule.train_set.labels)
     evaluator = Evaluator.from_config(cfg, datamodule)
     module = build_module(cfg, model=model, evaluator=evaluator, objective=objective)
     ckpt_path = resume_checkpoint(cfg, out / "checkpoints")
@@ -279,6 +347,10 @@ def fit(run: Run) -> None:
     with warnings.catch_warnings():
         # DMLDataModule resumes its batch sampler mid-epoch itself, which Lightning cannot see
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        if run.cfg.get("resume"):  # resume=true continues its own checkpoints/ folder, as intended
+            warnings.filterwarnings(
+                "ignore", message="Checkpoint directory .* exists and is not empty"
+            )
         trainer.fit(module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     if module.last_eval is None or module.last_eval.step != trainer.global_step:
         # the final weights were not evaluated yet (a finished run resumed, training stopped by
@@ -377,12 +449,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate one run: build, check resume, fit, select, report. Returns the dict also
     written to `<run>/results.json`."""
     out = Path(str(cfg.paths.output_dir))
+    quiet_known_noise()  # Lightning's litlogger advert, torch's LeafSpec deprecation: named, not blanket
     with user_errors(out):
         run = build_run(cfg)
-    columns = baseline_columns(run)
-    start = time.time()
-    fit(run)
-    seconds = time.time() - start
-    final = final_checkpoint(run)
-    selected = select(run)
-    return report(run, columns, seconds, final, selected)
+    # a head on cached features on a CPU: tensors so small that threads cost more than they give
+    # (2.6x faster on a busy 2-core machine); feature extraction still uses every thread
+    cpu_head = frozen_trunk(cfg) and isinstance(run.trainer.accelerator, CPUAccelerator)
+    with torch_threads(1) if cpu_head else nullcontext():
+        columns = baseline_columns(run)
+        start = time.time()
+        fit(run)
+        seconds = time.time() - start
+        final = final_checkpoint(run)
+        selected = select(run)
+        result = report(run, columns, seconds, final, selected)
+    for line in finish_loggers(run.trainer.loggers):  # where an offline W&B run is, how to sync it
+        print(line)
+    return result

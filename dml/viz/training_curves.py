@@ -1,4 +1,5 @@
-"""Training scalars against the step (loss, learning rates, the margin loss's beta, active tuples)."""
+"""Training scalars against the step: the evaluation metric per evaluation (first), loss, learning
+rates, the margin loss's beta, active tuples."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ def curves_size(n_series: int) -> tuple[float, float]:
 def training_curves_figure(
     history: Mapping[str, Sequence[tuple[int, float]]], title: str = ""
 ) -> Figure:
-    """One panel per series of (step, value) points; series sharing a prefix 'lr/' share a panel."""
+    """One panel per series of (step, value) points; series sharing a prefix 'lr/' share a panel.
+    Series named 'eval/<metric>' (one point per evaluation) come first: the curve a researcher
+    looks at first."""
     panels: dict[str, dict[str, Sequence[tuple[int, float]]]] = {}
-    for name, points in history.items():
+    ordered = sorted(history.items(), key=lambda item: not item[0].startswith("eval/"))
+    for name, points in ordered:
         group = "learning rate" if name.startswith("lr") else name
         panels.setdefault(group, {})[name] = points
     if not panels:
@@ -42,7 +46,7 @@ def training_curves_figure(
                     steps,
                     values,
                     linewidth=1.2,
-                    marker="o" if len(points) < 30 else None,
+                    marker="o" if len(points) < 30 or group.startswith("eval/") else None,
                     markersize=3,
                     label=name.removeprefix("lr/") if len(series) > 1 else None,
                 )
@@ -50,7 +54,9 @@ def training_curves_figure(
             ax.set_yscale("log")
         if len(series) > 1:
             ax.legend(fontsize=7)
-        ax.set_title(group, fontsize=9)
+        ax.set_title(
+            f"{group} (per evaluation)" if group.startswith("eval/") else group, fontsize=9
+        )
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)

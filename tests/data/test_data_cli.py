@@ -187,3 +187,25 @@ def test_check_csv_uses_the_split_column_and_the_table_option(tmp_path, capsys):
     assert "labels.csv" in capsys.readouterr().err
     assert main(["check", "cub200", "--csv-file", "x.csv"]) == 2
     assert "--csv-file applies to csv only" in capsys.readouterr().err
+
+
+def test_download_without_network_suggests_from_dir_and_leaves_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    import socket
+
+    from dml.data.download import Archive
+
+    with socket.socket() as sock:  # a port where nothing listens: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/lfw.tgz"
+    info = dataset_info("lfw")
+    monkeypatch.setitem(
+        DATASETS, "lfw", DatasetInfo("lfw", info.cls, info.splits, (Archive(url, "0" * 32),))
+    )
+    root = tmp_path / "root"
+    assert main(["download", "lfw", "--root", str(root), "--quiet", "--retries", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was downloaded" in err and ".part" not in err  # no .part file was made
+    assert f"dml-data download lfw --root {root} --from-dir <that folder>" in err
+    assert len(err.strip().splitlines()) == 1 and not root.exists()

@@ -290,3 +290,94 @@ def test_wandb_key_never_reaches_the_run_folder_or_the_console(
     assert (
         json.loads((out / "results.json").read_text())["config"]["notes"]["wandb_api_key"] == "***"
     )
+
+
+# ---- hardware and missing weights -----------------------------------------------------------------
+def test_gpu_trainer_without_a_gpu_names_the_fix(tiny_cfg, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    message = _fails_cleanly(tiny_cfg("trainer=gpu"), "trainer.accelerator=gpu needs a CUDA GPU")
+    assert "trainer=cpu" in message
+
+
+def test_a_trainer_setting_lightning_refuses_is_a_config_error(tiny_cfg):
+    # Lightning's MisconfigurationException (here: an accelerator this machine lacks) is one line
+    _fails_cleanly(tiny_cfg("trainer.accelerator=mps"), "^trainer: `MPSAccelerator` can not run")
+
+
+def test_missing_pretrained_weights_are_a_config_error(
+    compose_cfg, fast_run, tmp_path, monkeypatch
+):
+    import torchvision
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    enum = torchvision.models.get_model_weights("resnet18").DEFAULT
+
+    def offline(self, *args, **kwargs):
+        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(type(enum), "get_state_dict", offline)
+    message = _fails_cleanly(
+        compose_cfg(*fast_run, "backbone=resnet18", "backbone.net.pretrained=true"),
+        "could not load ImageNet",
+    )
+    assert "backbone.net.weights" in message
+
+
+def test_dml_eval_backbone_that_cannot_be_built_exits_2(tiny_cfg, tmp_path, capsys):
+    path = _fake_checkpoint(tiny_cfg, tmp_path / "ok.ckpt")
+    assert eval_main([f"ckpt={path}", "backbone.net.width=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dml-eval: error: backbone.net.width must be >= 1, got 0")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_gpu_trainer_without_a_gpu_exits_2_in_one_line(tiny_run, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from dml.cli.train import main; main()",
+            *tiny_run,
+            "trainer=gpu",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="offline"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [errors[0]] and errors[0].startswith(
+        "dml-train: error: trainer.accelerator=gpu"
+    )
+    assert "Traceback" not in proc.stderr and not run_dir.exists()
+
+
+def test_wandb_key_without_network_trains_offline(
+    compose_cfg, tiny_run, monkeypatch, capfd, caplog
+):
+    """A cluster node with WANDB_API_KEY exported and no network: the run logs offline at once (wandb
+    alone retried for about 90 s and ended in a CommError traceback, leaving a half-made run folder)."""
+    pytest.importorskip("wandb")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    no_logger = [o for o in tiny_run if o != "logger=none"]
+    cfg = compose_cfg(*no_logger, "trainer.limit_train_batches=1", "logger=wandb")
+    out = Path(cfg.paths.output_dir)
+    result = train(cfg)
+    assert result["global_step"] == 1 and (out / "results.json").is_file()
+    (run,) = (out / "wandb").glob("offline-run-*")
+    assert (run / f"run-{run.name.rsplit('-', 1)[1]}.wandb").is_file()
+    assert not list((out / "wandb").glob("run-*"))  # no online run folder was started
+    console = capfd.readouterr()
+    assert "does not answer" in caplog.text and "CommError" not in console.err + console.out
+    assert f"W&B offline run: {run}; sync it with: wandb sync {run}" in console.out

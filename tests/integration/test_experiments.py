@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from dml.config import config_dir
+from dml.losses.build import build_loss
 from dml.training.run import build_model, train
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
@@ -22,7 +23,26 @@ REPRESENTATIVE = {
     "levi2020_eps_margin_sop",
     "wang2019_ms512_inshop",
     "musgrave2020_margin_cub",
+    # class weights sized from the fixture's classes, a nested regulariser with num_classes: auto
+    "musgrave2020_soft_triple_cars",
 }
+# the fourteen losses of Musgrave et al. 2020's tables (configs/loss/<name>.yaml)
+MUSGRAVE2020_LOSSES = (
+    "contrastive",
+    "triplet",
+    "ntxent",
+    "proxy_nca",
+    "margin",
+    "margin_per_class",
+    "normalized_softmax",
+    "cosface",
+    "arcface",
+    "fastap",
+    "snr_contrastive",
+    "multi_similarity",
+    "multi_similarity_miner",
+    "soft_triple",
+)
 # a tiny step: the small CNN on 32 px crops, 2 classes x 2 images per batch, no callbacks
 TINY = (
     "callbacks=none",
@@ -58,7 +78,8 @@ def test_every_paper_setting_has_an_experiment():
         assert (
             f"levi2020_eps_triplet_{dataset}" in stems and f"levi2020_eps_margin_{dataset}" in stems
         )
-        assert f"musgrave2020_margin_{dataset}" in stems
+        for loss in MUSGRAVE2020_LOSSES:
+            assert f"musgrave2020_{loss}_{dataset}" in stems
     for dataset in ("cub", "cars", "sop", "inshop"):
         assert f"wang2019_ms512_{dataset}" in stems
     assert {"wang2019_ms64_cub", "wang2019_ms64_cars"} <= stems
@@ -108,6 +129,22 @@ def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, fast_run, data
     assert str(cfg.monitor) in saved["metrics"]
     for k in cfg.dataset.metrics.ks:
         assert 0.0 <= saved["metrics"][f"recall@{k}"] <= 1.0
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n.startswith("musgrave2020_")])
+def test_musgrave2020_experiments_train_their_loss_in_the_shared_protocol(compose_cfg, name):
+    cfg = _experiment_cfg(compose_cfg, name)
+    loss_name, dataset = name[len("musgrave2020_") :].rsplit("_", 1)
+    assert cfg.loss._name_ == loss_name and cfg.dataset.name.startswith(dataset)
+    assert cfg.embedding_dim == 128 and cfg.dataset.folds == 4 and cfg.monitor == "val/map@r"
+    assert (cfg.dataset.classes_per_batch, cfg.dataset.m_per_class) == (8, 4)
+    sampler = cfg.get("sampler")
+    assert (sampler is not None) == (loss_name == "multi_similarity_miner")  # no mining otherwise
+    assert cfg.published.metrics == {}  # never filled from memory
+    loss = build_loss(cfg.loss, num_classes=50, embedding_dim=cfg.embedding_dim)
+    own = [p for p in loss.parameters() if p.requires_grad]
+    # the tuned learning rate of the loss's own parameters is set exactly where it has some
+    assert bool(own) == (cfg.optim.loss_lr != 0.001)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ import yaml
 from hydra.utils import instantiate
 
 from dml.cli.report import main as report_main
-from dml.config import config_dir
+from dml.config import config_dir, validate_sweep_objective
+from dml.losses.build import build_loss
 from dml.report import load_runs, summarize
 
 # no callbacks, a narrower small CNN, no k-means: the sweep machinery is under test
@@ -52,15 +53,15 @@ def test_tiny_optuna_sweep_finishes_and_reports(fast_run, tmp_path, capsys):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = sorted(sweep.glob("*/results.json"))
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
     assert len(results) == 2
-    monitored = [
-        json.loads(p.read_text())["metrics"]["map@r"] for p in results
-    ]  # digits monitors map@r
+    # each trial trains on 3 of 4 class-disjoint folds of the train classes and is scored on the 4th
+    assert all(r["config"]["monitor"] == "val/map@r" for r in results)  # digits monitors map@r
+    assert all(r["config"]["dataset"]["folds"] == 4 for r in results)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert best["best_value"] == pytest.approx(
-        max(monitored)
-    )  # the sweeper maximised dml-train's return value
+    # the sweeper maximised the held-out fold's metric, not the test split's
+    assert best["best_value"] == pytest.approx(max(r["metrics"]["val/map@r"] for r in results))
+    assert best["best_value"] not in [r["metrics"]["map@r"] for r in results]
     assert set(best["best_params"]) == {"optimizer.lr", "loss.margin", "loss.beta", "optim.loss_lr"}
 
     assert report_main([str(sweep)]) == 0
@@ -126,6 +127,24 @@ def test_optuna_searches_name_existing_options(compose_cfg, search, partner):
         assert OmegaConf.select(cfg, key) is not None, (
             f"{search}: {key} is not an option of {partner}"
         )
+    # the objective is a validation metric on a held-out fold of the train classes, not the test split
+    assert cfg.monitor.startswith("val/") and cfg.dataset.folds == 4 and cfg.dataset.fold == 0
+    validate_sweep_objective(cfg.monitor, cfg.hydra.sweeper._target_)
+
+
+def test_an_optuna_sweep_on_a_test_metric_is_refused(fast_run, tmp_path):
+    sweep = tmp_path / "optuna"
+    proc = _train(
+        "hparams_search=optuna_margin",
+        "monitor=map@r",  # the test split's metric
+        "hydra.sweeper.n_trials=1",
+        *fast_run,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "monitor=map@r is a test-split metric" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(sweep.glob("*/results.json"))
 
 
 def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
@@ -164,14 +183,14 @@ def test_wu2017_ablation_grid_cells_all_compute_a_loss(compose_cfg):
                 and cfg.embedding_dim == 128
             )
             tuples = instantiate(cfg.sampler)(embeddings.detach(), labels)
-            value = instantiate(cfg.loss)(embeddings, labels, tuples)
+            value = build_loss(cfg.loss)(embeddings, labels, tuples)
             assert torch.isfinite(value), (loss_name, sampler_name)
 
 
 def test_wandb_sweep_file_sweeps_options_that_exist(compose_cfg):
     sweep = yaml.safe_load((REPO / "sweeps" / "wandb_margin.yaml").read_text())
     assert sweep["method"] in ("bayes", "random", "grid") and sweep["metric"]["goal"] == "maximize"
-    assert sweep["metric"]["name"].startswith("eval/")  # the names DMLModule logs
+    assert sweep["metric"]["name"].startswith("eval/val/")  # a held-out fold, not the test split
     command = sweep["command"]
     assert command[:2] == ["${env}", "dml-train"] and command[-1] == "${args_no_hyphens}"
     fixed = [c for c in command[2:-1]]
@@ -184,3 +203,4 @@ def test_wandb_sweep_file_sweeps_options_that_exist(compose_cfg):
         cfg.loss._target_ == "dml.losses.MarginLoss"
         and cfg.embedding_dim == sweep["parameters"]["embedding_dim"]["values"][0]
     )
+    assert f"eval/{cfg.monitor}" == sweep["metric"]["name"] and cfg.dataset.folds == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dml.config import ConfigError
 from dml.models import BNInception
 from dml.models import bninception as bn_module
 
@@ -188,7 +189,7 @@ def test_pretrained_without_network_says_what_to_put_where(tmp_path, monkeypatch
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(ConfigError) as err:
         BNInception(pretrained=True)
     message = str(err.value)
     assert bn_module.WEIGHT_URL in message

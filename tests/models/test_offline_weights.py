@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision
 
+from dml.config import ConfigError
 from dml.models import TorchvisionResNet
 
 
@@ -17,7 +18,7 @@ def test_resnet_pretrained_offline_names_url_and_cache_path(tmp_path, monkeypatc
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
     monkeypatch.setattr(type(enum), "get_state_dict", offline)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(ConfigError) as err:
         TorchvisionResNet("resnet18", pretrained=True)
     message = str(err.value)
     filename = enum.url.rsplit("/", 1)[-1]

@@ -7,6 +7,7 @@ import torch
 
 timm = pytest.importorskip("timm")
 
+from dml.config import ConfigError  # noqa: E402
 from dml.models import TimmBackbone  # noqa: E402
 from dml.models import timm_backbone as tb  # noqa: E402
 
@@ -59,7 +60,7 @@ def test_pretrained_offline_says_what_file_to_put_where(monkeypatch, tmp_path):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(tb, "cached_weights", lambda cfg: None)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(ConfigError) as err:
         TimmBackbone(NAME, pretrained=True)
     hub_id = timm.create_model(NAME).pretrained_cfg["hf_hub_id"]
     message = str(err.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 import wandb
@@ -45,8 +46,9 @@ def test_default_run_writes_every_picture(compose_cfg, fast_run):
     train(cfg)
     plots = Path(cfg.paths.output_dir) / "plots"
     sizes = {p.stem: png_size(p) for p in plots.glob("*.png")}
-    # training curves: loss, learning rate, active_fraction, beta_mean panels
-    w, h = curves_size(4)
+    # training curves: eval/map@r (the monitor, per evaluation), loss, learning rate,
+    # active_fraction, beta_mean panels
+    w, h = curves_size(5)
     assert sizes == {
         **EVAL_SIZES,
         "sampled_distances": (1000, 400),
@@ -137,6 +139,10 @@ def test_callbacks_over_two_epochs_with_wandb(compose_cfg, fast_run, tmp_path, m
     assert {"loss", "lr/head", "lr/loss", "beta_mean", "active_fraction"} <= set(diag.history)
     assert [s for s, _ in diag.history["loss"]] == [1, 2, 3, 4]
     assert all(0.0 <= v <= 1.0 for _, v in diag.history["active_fraction"])
+    # the monitor metric per evaluation (end of epochs 0 and 1), the values the run logged
+    evaluations = [m["eval/map@r"] for m, _ in logged if "eval/map@r" in m]
+    assert [s for s, _ in diag.history["eval/map@r"]] == [2, 4] and len(evaluations) == 2
+    assert [v for _, v in diag.history["eval/map@r"]] == pytest.approx(evaluations)
 
     # the curves go into checkpoints as plain data (weights_only loading) and come back
     state = diag.state_dict()

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dml.config import config_dir
+from dml.losses.build import build_loss
 from dml.losses.memory import CrossBatchMemory
 from dml.training.distributed import (
     all_gather_uneven,
@@ -42,6 +43,8 @@ CASES = {
     "multi_similarity": "multi_similarity",
 }
 MEMORY_CASE = ("hard", "margin", 16)  # XBM: sampler, loss, memory size; compared on the second step
+# losses with class weights of their own (no sampler): proxies, class centres, per-class beta
+PROXY_CASES = ("proxy_anchor", "soft_triple", "margin_per_class")
 
 
 class TinyNet(nn.Module):
@@ -73,9 +76,17 @@ def _node(group: str, name: str):
 def _module(sampler_name: str, loss_name: str, memory_size: int = 0) -> DMLModule:
     torch.manual_seed(0)  # the same initial weights in every process
     sampler = hydra.utils.instantiate(_node("sampler", sampler_name))
-    loss = hydra.utils.instantiate(_node("loss", loss_name))
+    loss = build_loss(_node("loss", loss_name))
     memory = CrossBatchMemory(memory_size) if memory_size else None
     objective = TrainingObjective(loss, sampler, memory)
+    return DMLModule(TinyNet(), objective, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+
+
+def _proxy_module(loss_name: str) -> DMLModule:
+    """A loss whose parameters are indexed by the 4 classes of _data, built as a run builds it."""
+    torch.manual_seed(0)  # the same initial weights and proxies in every process
+    loss = build_loss(_node("loss", loss_name), num_classes=4, embedding_dim=EMB_DIM)
+    objective = TrainingObjective(loss, None, None, classes=torch.arange(4))
     return DMLModule(TinyNet(), objective, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
 
 
@@ -117,6 +128,14 @@ def _worker(rank: int, port: int, out: str) -> None:
                 "grads": _grads(module),
                 "seed": module.sampler.seed,
             }
+
+        for loss_name in PROXY_CASES:
+            module = _proxy_module(loss_name)
+            ddp = nn.parallel.DistributedDataParallel(StepWrapper(module))
+            x, y = _data()
+            loss = ddp(_shard(x, rank), _shard(y, rank))
+            loss.backward()
+            results[loss_name] = {"loss": loss.detach(), "grads": _grads(module)}
 
         sampler_name, loss_name, size = MEMORY_CASE
         module = _module(sampler_name, loss_name, memory_size=size)
@@ -190,6 +209,21 @@ def test_ddp_loss_and_gradients_equal_one_process_on_the_global_batch(ddp_result
             )
     if CASES[sampler_name] == "margin":
         assert "loss.beta" in grads and grads["loss.beta"].abs() > 0
+
+
+@pytest.mark.parametrize("loss_name", PROXY_CASES)
+def test_ddp_class_weight_losses_equal_one_process_on_the_global_batch(ddp_results, loss_name):
+    # every rank computes the loss of the gathered batch: the proxies' gradient is the same on every
+    # rank, and DDP's average leaves it as one process's on the concatenated batch
+    loss, grads = _reference(_proxy_module(loss_name))
+    own = [n for n in grads if n.startswith("loss.")]
+    assert own and all(grads[n].abs().sum() > 0 for n in own)
+    for rank in range(WORLD):
+        got = ddp_results[rank][loss_name]
+        torch.testing.assert_close(got["loss"], loss, atol=1e-5, rtol=1e-5)
+        assert got["grads"].keys() == grads.keys()
+        for name, g in grads.items():
+            torch.testing.assert_close(got["grads"][name], g, atol=1e-5, rtol=1e-5, msg=name)
 
 
 def test_ddp_with_cross_batch_memory_equals_one_process(ddp_results):

@@ -1,10 +1,14 @@
 """build_loggers: W&B offline unless logged in; a resumed run continues its W&B run and metrics.csv."""
 
 import csv
+import logging
+import socket
 
+import pytest
 from omegaconf import OmegaConf
 
-from dml.training.loggers import build_loggers, previous_wandb_run_id
+from dml.config import ConfigError
+from dml.training.loggers import build_loggers, previous_wandb_run_id, wandb_unreachable
 
 
 def _cfg(tmp_path, **wandb):
@@ -74,3 +78,73 @@ def test_resume_keeps_the_csv_rows_logged_before_the_checkpoint(tmp_path):
     assert [r["train/loss"] for r in csv.DictReader(open(folder / "metrics.csv", newline=""))] == [
         "0.25"
     ]
+
+
+def _unreachable_wandb(monkeypatch) -> str:
+    """A W&B key and a server URL where nothing listens (a node without network, in miniature)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: connections are refused
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("WANDB_BASE_URL", url)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    return url
+
+
+def test_a_key_without_network_logs_offline_and_says_how_to_sync(tmp_path, monkeypatch, caplog):
+    url = _unreachable_wandb(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="dml"):
+        wandb_logger, _ = build_loggers(_cfg(tmp_path, mode=None))
+    assert wandb_logger._wandb_init["mode"] == "offline"
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("W&B")]
+    assert url in line and "offline" in line
+    assert f"wandb sync {tmp_path / 'wandb' / 'offline-run-*'}" in line
+
+
+def test_wandb_mode_offline_in_the_environment_is_not_probed(tmp_path, monkeypatch, caplog):
+    _unreachable_wandb(monkeypatch)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    with caplog.at_level(logging.WARNING, logger="dml"):
+        wandb_logger, _ = build_loggers(_cfg(tmp_path, mode=None))
+    assert wandb_logger._wandb_init["mode"] == "offline" and not caplog.records
+
+
+def test_forced_online_without_network_is_a_config_error(tmp_path, monkeypatch):
+    url = _unreachable_wandb(monkeypatch)
+    with pytest.raises(ConfigError, match=f"logger.wandb.mode=online, but the W&B server {url}"):
+        build_loggers(_cfg(tmp_path, mode="online"))
+
+
+@pytest.mark.parametrize(
+    ("status", "answers"), [(404, True), (401, True), (502, False), (407, False)]
+)
+def test_a_proxy_or_gateway_error_is_no_answer(status, answers):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - the http.server API
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        reason = wandb_unreachable(f"http://127.0.0.1:{server.server_port}", timeout=10)
+    finally:
+        thread.join()
+        server.server_close()
+    assert (reason is None) == answers, reason
+
+
+def test_a_server_that_accepts_but_never_answers_is_no_answer():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)  # the kernel completes the connection; nobody reads or replies
+        reason = wandb_unreachable(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=0.5)
+    assert reason is not None and "timed out" in reason

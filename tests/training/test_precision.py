@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dml.config import config_dir
+from dml.losses.build import build_loss
 from dml.losses.memory import CrossBatchMemory
 from dml.training.module import DMLModule
 from dml.training.objective import TrainingObjective
@@ -38,9 +39,7 @@ def _module(sampler: str, loss: str, memory_size: int = 0) -> DMLModule:
     s.seed = 0
     loss_node = OmegaConf.load(config_dir() / "loss" / f"{loss}.yaml")
     memory = CrossBatchMemory(memory_size) if memory_size else None
-    objective = TrainingObjective(
-        hydra.utils.instantiate(loss_node), hydra.utils.instantiate(s), memory
-    )
+    objective = TrainingObjective(build_loss(loss_node), hydra.utils.instantiate(s), memory)
     return DMLModule(Head(), objective, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
 
 

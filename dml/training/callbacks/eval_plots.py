@@ -98,9 +98,10 @@ class EvalPlots(pl.Callback):
         written = save_eval_plots(
             splits, out_dir, datasets=_eval_datasets(trainer, pl_module), options=self.options
         )
-        log.info(
-            "eval plots: %d pictures in %s (%.1f s)",
+        log.info(  # named, so that the count adds up with the training plots' line
+            "eval plots: %d pictures (%s) in %s (%.1f s)",
             len(written),
+            ", ".join(written),
             out_dir,
             time.perf_counter() - start,
         )

@@ -30,7 +30,8 @@ class TrainingDiagnostics(pl.Callback):
     `log_every_n_steps` (default: the trainer's): W&B histograms `train/distances/picked_<kind>
     (<strategy>)` and `train/distances/batch_<kind>`, the per-class beta of the margin loss when it
     has one, and a point of the training curves (loss, learning rates, the loss's stats: beta,
-    active share). Pictures `sampled_distances.png` (the last epoch's histograms) and
+    active share). Every evaluation: a point of the `eval/<monitor>` curve (monitor: the run's
+    `monitor` metric, e.g. map@r), drawn first. Pictures `sampled_distances.png` (the last epoch's histograms) and
     `training_curves.png` go to `<dirpath>/` at the end of training, and to `<dirpath>/epoch_NNN/`
     every `every_n_epochs` epochs.
     """
@@ -43,6 +44,7 @@ class TrainingDiagnostics(pl.Callback):
         bins: int = BINS,
         log_every_n_steps: int | None = None,
         log_to_wandb: bool = True,
+        monitor: str | None = None,
     ) -> None:
         unknown = set(plots) - set(TRAINING_PLOTS)
         if unknown:
@@ -55,6 +57,7 @@ class TrainingDiagnostics(pl.Callback):
         self.bins = int(bins)
         self.log_every_n_steps = log_every_n_steps
         self.log_to_wandb = bool(log_to_wandb)
+        self.monitor = monitor
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.picked = DistanceHistograms(self.bins)  # this epoch, by kind
         self.batch = DistanceHistograms(self.bins)
@@ -121,6 +124,16 @@ class TrainingDiagnostics(pl.Callback):
         every = int(self.log_every_n_steps or trainer.log_every_n_steps or 1)
         if trainer.global_step % every == 0 or trainer.global_step == 1:
             self._record(trainer, pl_module, outputs, lrs)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A point of the `eval/<monitor>` curve per evaluation while training."""
+        record = getattr(pl_module, "last_eval", None)
+        if trainer.sanity_checking or not self.monitor or record is None:
+            return
+        value = record.metrics.get(self.monitor)
+        points = self.history.setdefault(f"eval/{self.monitor}", [])
+        if value is not None and np.isfinite(value) and (not points or points[-1][0] < record.step):
+            points.append((int(record.step), float(value)))
 
     @staticmethod
     def _learning_rates(trainer: pl.Trainer) -> dict[str, float]:
@@ -221,6 +234,10 @@ class TrainingDiagnostics(pl.Callback):
                 log.warning(
                     "training plots: %s failed (%s: %s); skipped", name, type(err).__name__, err
                 )
+        if written:
+            log.info(
+                "training plots: %d pictures (%s) in %s", len(written), ", ".join(written), out_dir
+            )
         return written
 
     # -- resume: the curves continue where the checkpoint left them --
