@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
 from dml.data.folds import ClassSubset, fold_classes, fold_options
+from dml.data.levels import eval_level_labels
 from dml.data.transforms import build_transform
 from dml.world import EvalShardSampler, world
 
@@ -205,6 +206,13 @@ class DMLDataModule(pl.LightningDataModule):
                 f"and .fold (such as dml.data.LFW split=pairs); {type(test).__name__} has none"
             )
         return test.pairs, test.same, test.fold
+
+    def label_levels(self) -> dict[str, dict[str, np.ndarray]] | None:
+        """{split: {level: labels}} of the eval splits for `dataset.eval_levels` (dml.data.levels),
+        None when it lists none."""
+        if not self.eval_sets:
+            self.setup("validate")
+        return eval_level_labels(self.eval_sets, self.cfg.get("eval_levels") or [])
 
     def val_dataloader(self) -> list[DataLoader]:
         return list(self.eval_dataloaders().values())

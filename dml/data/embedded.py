@@ -8,6 +8,8 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from dml.data.levels import check_label_level
+
 _SPLITS = ("train", "test")
 
 
@@ -98,6 +100,9 @@ class Synthetic(_ArrayImages):
     Every class owns `modes_per_class` prototypes (a random shape: position, size, orientation and
     intensity pattern); an image is one prototype plus jitter and noise. Deterministic for `seed`;
     train and test use disjoint classes (the first `num_classes // 2` train, the rest test).
+    `label_levels` (dml.data.levels) name each image's `coarse` level, the class, and its `fine`
+    level, the mode (class * modes_per_class + mode); label picks which one is `.labels`
+    (coarse, the class, by default).
     """
 
     def __init__(
@@ -110,8 +115,10 @@ class Synthetic(_ArrayImages):
         images_per_mode: int = 20,
         image_size: int = 32,
         seed: int = 0,
+        label: str = "coarse",
     ) -> None:
         _check_split(split)
+        check_label_level(label)
         if num_classes < 4 or modes_per_class < 1 or images_per_mode < 2:
             raise ValueError(
                 "Synthetic needs num_classes >= 4, modes_per_class >= 1 and images_per_mode >= 2, "
@@ -125,14 +132,20 @@ class Synthetic(_ArrayImages):
         protos = [
             [self._prototype(rng) for _ in range(modes_per_class)] for _ in range(num_classes)
         ]
-        images, labels = [], []
+        images, labels, modes = [], [], []
         noise_rng = np.random.default_rng(seed + 1 + (0 if split == "train" else 1))
         for c in classes:
-            for p in protos[c]:
+            for m, p in enumerate(protos[c]):
                 for _ in range(images_per_mode):
                     images.append(self._render(p, xx, yy, noise_rng))
                     labels.append(c)
-        super().__init__(np.stack(images), np.asarray(labels), transform)
+                    modes.append(c * modes_per_class + m)
+        levels = {
+            "coarse": np.asarray(labels, dtype=np.int64),
+            "fine": np.asarray(modes, dtype=np.int64),
+        }
+        super().__init__(np.stack(images), levels[label], transform)
+        self.label_levels = levels
 
     @staticmethod
     def _prototype(rng: np.random.Generator) -> dict:

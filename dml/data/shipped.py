@@ -19,9 +19,10 @@ import numpy as np
 from PIL import Image
 
 from dml.data.embedded import _ArrayImages, _check_split
+from dml.data.levels import LABEL_LEVELS, check_label_level
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
-LABEL_LEVELS = ("fine", "coarse")
+__all__ = ["LABEL_LEVELS", "check_label_level"]  # re-exported: their home is dml.data.levels
 
 
 def expected_sha256(name: str, folder: Path = EMBEDDED_DIR) -> str:
@@ -95,16 +96,6 @@ def check_image_size(image_size: int, stored: int, dataset: str) -> int:
     return int(image_size)
 
 
-def check_label_level(label: str) -> str:
-    """`label` when it is fine or coarse, else a ValueError naming dataset.label."""
-    if label not in LABEL_LEVELS:
-        raise ValueError(
-            f"dataset.label={label!r} is not a label level; use dataset.label=fine (the classes) or "
-            "dataset.label=coarse (their coarse category)"
-        )
-    return label
-
-
 def split_classes(
     classes: np.ndarray, split: str, seed: int, train_fraction: float, num_classes: int | None
 ) -> np.ndarray:
@@ -154,8 +145,9 @@ def check_split_sizes(labels: np.ndarray, split: str, dataset: str, level: str) 
 
 
 class ShippedImages(_ArrayImages):
-    """A split of a shipped set: images, `.labels` (the chosen level), `.fine_labels`, `.coarse_labels`,
-    and the names behind the ids (`.class_names[fine]`, `.coarse_names[coarse]`)."""
+    """A split of a shipped set: images, `.labels` (the chosen level), `.fine_labels`, `.coarse_labels`
+    (both also as `.label_levels`, dml.data.levels), and the names behind the ids
+    (`.class_names[fine]`, `.coarse_names[coarse]`)."""
 
     def __init__(
         self,
@@ -172,5 +164,6 @@ class ShippedImages(_ArrayImages):
         self.label_level = level
         self.fine_labels = np.asarray(fine, dtype=np.int64)
         self.coarse_labels = np.asarray(coarse, dtype=np.int64)
+        self.label_levels = {"fine": self.fine_labels, "coarse": self.coarse_labels}
         self.class_names = np.asarray(class_names)
         self.coarse_names = np.asarray(coarse_names)

@@ -54,6 +54,7 @@ def metric_options(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
 def score(
     splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
     pairs: tuple[Any, Any, Any] | None = None,
+    levels: Mapping[str, Mapping[str, Any]] | None = None,
     **options: Any,
 ) -> dict[str, float]:
     """Metrics of `{"test": (emb, labels)}` or `{"query": .., "gallery": ..}`.
@@ -63,19 +64,42 @@ def score(
     test split for verification (LFW protocol); their metrics come as `verification/accuracy`,
     ... beside retrieval's. A `val` split (a class-disjoint training fold's held-out classes,
     dml.data.folds) is scored by self-retrieval too, its metrics prefixed `val/`.
+    levels: {split: {level: labels in the split's order}} (`dataset.eval_levels`, dml.data.levels):
+    the same embeddings scored with each level's labels too, metrics prefixed `<level>/`.
     """
+    levels = levels or {}
     if "query" in splits:
         (q, ql), (g, gl) = splits["query"], splits["gallery"]
         out: dict[str, Any] = evaluate_embeddings(q, ql, g, gl, **options)
+        for level in levels.get("query", {}):
+            ql_, gl_ = (
+                _level(levels, "query", level, len(ql)),
+                _level(levels, "gallery", level, len(gl)),
+            )
+            scored = evaluate_embeddings(q, ql_, g, gl_, **options)
+            out.update({f"{level}/{k}": v for k, v in scored.items()})
     else:
         e, lab = splits["test"]
         out = evaluate_embeddings(e, lab, **options)
         if pairs is not None:
             out.update(verification_scores(e, *pairs))
+        for level in levels.get("test", {}):
+            scored = evaluate_embeddings(e, _level(levels, "test", level, len(lab)), **options)
+            out.update({f"{level}/{k}": v for k, v in scored.items()})
     if "val" in splits:
         e, lab = splits["val"]
         out.update({f"val/{k}": v for k, v in evaluate_embeddings(e, lab, **options).items()})
     return {k: float(v) for k, v in out.items()}
+
+
+def _level(levels: Mapping[str, Mapping[str, Any]], split: str, level: str, n: int) -> torch.Tensor:
+    """The `level` labels of `split` as a tensor, checked to be one per embedded item."""
+    labels = torch.as_tensor(levels[split][level], dtype=torch.long)
+    if len(labels) != n:
+        raise ValueError(
+            f"label level {level!r} of the {split} split has {len(labels)} labels for {n} embeddings"
+        )
+    return labels
 
 
 @dataclass(frozen=True)
@@ -94,7 +118,8 @@ class Evaluator:
 
     metrics: the `dataset.metrics` mapping (keyword arguments of evaluate_embeddings);
     pairs: the test split's verification pairs (LFW), if any; split_names: the eval splits in
-    the order of the datamodule's eval loaders.
+    the order of the datamodule's eval loaders; levels: {split: {level: labels}} to score the
+    same embeddings at more label levels (`dataset.eval_levels`, metrics `<level>/<name>`).
     """
 
     def __init__(
@@ -102,10 +127,12 @@ class Evaluator:
         metrics: Mapping[str, Any] | None = None,
         pairs: tuple[Any, Any, Any] | None = None,
         split_names: Iterable[str] = ("test",),
+        levels: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.options = metric_options(metrics)
         self.pairs = pairs
         self.split_names = list(split_names)
+        self.levels = levels
 
     @classmethod
     def from_config(cls, cfg: Any, datamodule: Any) -> Evaluator:
@@ -114,6 +141,7 @@ class Evaluator:
             cfg.dataset.get("metrics"),
             pairs=datamodule.verification_pairs(),
             split_names=list(datamodule.eval_sets),
+            levels=datamodule.label_levels(),
         )
 
     @property
@@ -123,7 +151,7 @@ class Evaluator:
 
     def score(self, splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
         """Metrics of embedded splits ({name: (embeddings, labels)})."""
-        return score(splits, pairs=self.pairs, **self.options)
+        return score(splits, pairs=self.pairs, levels=self.levels, **self.options)
 
     def score_model(
         self,

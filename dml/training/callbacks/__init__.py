@@ -9,6 +9,8 @@
   `train/lr/<group>`; histograms of the distances of the tuples the sampler picked (per strategy)
   against every pair of the batch (W&B, `sampled_distances.png`); loss, beta, active share and
   learning rate against the step (`training_curves.png`).
+- `TrainClock` (train_clock.py): `time/train_seconds` (training wall time, evaluations left out)
+  logged with each evaluation, so a metric can be drawn against time (dml-reproduce's claim W3).
 - `progress_bar()` (progress.py): Lightning's progress bar (rich or tqdm) with `img/s` while
   training and `eval img/s` after an evaluation, counted over all devices.
 
@@ -24,6 +26,7 @@ from dml.training.callbacks.progress import (
     ImagesPerSecondTQDM,
     progress_bar,
 )
+from dml.training.callbacks.train_clock import TrainClock
 from dml.training.callbacks.training_diagnostics import TRAINING_PLOTS, TrainingDiagnostics
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "ImagesPerSecondRich",
     "ImagesPerSecondTQDM",
     "LastCheckpoint",
+    "TrainClock",
     "TrainingDiagnostics",
     "progress_bar",
 ]
