@@ -168,9 +168,44 @@ def test_resume_needs_the_same_seed_and_batch_plan(tmp_path):
     )  # weights alone fit
 
 
+@pytest.mark.parametrize(
+    ("key", "saved", "changed"),
+    [
+        ("dataset.name", "digits", "emoji"),
+        ("dataset.classes_per_batch", 8, 16),
+        ("dataset.m_per_class", 4, 2),
+    ],
+)
+def test_resume_refuses_a_changed_batch_composition(tmp_path, key, saved, changed):
+    name = key.split(".")[1]
+    dataset = {"name": "digits", "classes_per_batch": 8, "m_per_class": 4, name: saved}
+    ckpt = _ckpt(dataset=dataset)
+    config = {**ckpt["hyper_parameters"]["config"], "dataset": {**dataset, name: changed}}
+    expected = f"{key} (checkpoint {saved!r}, this run {changed!r})"
+    with pytest.raises(ConfigError, match=re.escape(expected) + ".*must match"):
+        check_compatible(ckpt, tmp_path / "a.ckpt", ckpt["state_dict"], config)
+
+
+def test_resume_accepts_changes_outside_the_batch_plan(tmp_path):
+    ckpt = _ckpt(optimizer={"lr": 1e-3}, trainer={"max_epochs": 2})
+    config = {
+        **ckpt["hyper_parameters"]["config"],
+        "optimizer": {"lr": 1e-4},
+        "trainer": {"max_epochs": 5},
+    }
+    check_compatible(ckpt, tmp_path / "a.ckpt", ckpt["state_dict"], OmegaConf.create(config))
+
+
 def test_config_differences_lists_only_the_keys_asked_for():
     diffs = config_differences({"a": {"b": 1}, "c": 2}, {"a": {"b": 2}, "c": 3}, ("a",))
     assert diffs == ["a.b (checkpoint 1, this run 2)"]
+    # a key only on one side, and a key that merely starts with a listed one ("ab" vs "a")
+    diffs = config_differences({"ab": 1, "a": {"x": 1}}, {"ab": 2, "a": {"y": 2}}, ("a",))
+    assert diffs == [
+        "a.x (checkpoint 1, this run '<unset>')",
+        "a.y (checkpoint '<unset>', this run 2)",
+    ]
+    assert config_differences({"a": 1}, {"a": 1}, ("a",)) == []
 
 
 def test_load_model_weights_fits_or_names_the_difference(tmp_path):
