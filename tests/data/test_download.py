@@ -1,5 +1,6 @@
 """Downloads against a local HTTP server: good archive, wrong md5, unsafe members, resume."""
 
+import ftplib
 import hashlib
 import io
 import tarfile
@@ -373,3 +374,85 @@ def test_file_urls_are_copied_and_resumed(tmp_path):
 def test_archive_name_comes_from_the_url_path_unless_given():
     assert Archive("https://h/x/CUB_200_2011.tgz?dl=1", "0").name == "CUB_200_2011.tgz"
     assert Archive("https://h/x/download", "0", filename="lfw.tgz").name == "lfw.tgz"
+
+
+class _FakeFTP:
+    """Stands in for ftplib.FTP (no FTP server in the tests): serves ``files`` by path, honours
+    REST offsets, records every call in ``log``; ``size_fails`` makes SIZE raise like a server
+    that does not implement it."""
+
+    files: dict[str, bytes] = {}
+    log: list = []
+    size_fails = False
+
+    def __init__(self, host, timeout):
+        self.log.append(("connect", host, timeout))
+
+    def login(self, user, password):
+        self.log.append(("login", user, password))
+
+    def voidcmd(self, cmd):
+        self.log.append(("voidcmd", cmd))
+
+    def size(self, path):
+        if self.size_fails:
+            raise ftplib.error_perm("550 SIZE not allowed in ASCII mode")
+        return len(self.files[path])
+
+    def transfercmd(self, cmd, rest=None):
+        self.log.append(("transfercmd", cmd, rest))
+        data = self.files[cmd.removeprefix("RETR ")][rest or 0 :]
+        return _FakeConn(data)
+
+    def voidresp(self):
+        self.log.append(("voidresp",))
+
+    def quit(self):
+        self.log.append(("quit",))
+
+
+class _FakeConn:
+    def __init__(self, data):
+        self.data = data
+
+    def recv(self, n):
+        block, self.data = self.data[:64], self.data[64:]
+        return block
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture
+def fake_ftp(monkeypatch):
+    monkeypatch.setattr(ftplib, "FTP", _FakeFTP)
+    _FakeFTP.files, _FakeFTP.log, _FakeFTP.size_fails = {"/pub/a.tgz": GOOD}, [], False
+    return _FakeFTP
+
+
+def test_ftp_download_logs_in_and_resumes_with_rest(fake_ftp, tmp_path):
+    dest = tmp_path / "a.tgz"
+    (tmp_path / "a.tgz.part").write_bytes(GOOD[:100])
+    download("ftp://user:pw@ftp.example.org/pub/a.tgz", dest, _md5(GOOD), timeout=7, progress=False)
+    assert dest.read_bytes() == GOOD
+    assert fake_ftp.log == [
+        ("connect", "ftp.example.org", 7),
+        ("login", "user", "pw"),
+        ("voidcmd", "TYPE I"),
+        ("transfercmd", "RETR /pub/a.tgz", 100),
+        ("voidresp",),
+        ("quit",),
+    ]
+
+
+def test_ftp_download_is_anonymous_without_credentials_and_works_without_size(fake_ftp, tmp_path):
+    fake_ftp.size_fails = True
+    dest = download(
+        "ftp://ftp.example.org/pub/a.tgz", tmp_path / "a.tgz", _md5(GOOD), progress=False
+    )
+    assert dest.read_bytes() == GOOD
+    assert ("login", "anonymous", "anonymous@") in fake_ftp.log
+    assert ("transfercmd", "RETR /pub/a.tgz", None) in fake_ftp.log
