@@ -11,6 +11,7 @@ modules are independent and one can be rerun alone:
     python scripts/mutation.py                       # every module
     python scripts/mutation.py --module dml/metrics  # one (a path or a name from the table)
     make mutation [MODULE=dml/metrics]
+    python scripts/mutation.py --module dml/metrics --survivors   # retest the survivors only
 
 Prints killed/total, the score and the time per module, and writes each module's surviving
 mutants (name, verdict and diff) to build/mutation/<name>/survivors.txt (mutmut's own output
@@ -83,9 +84,13 @@ def mutmut_section(target: Target) -> str:
         f'only_mutate = ["{pattern}"]\n'
         'also_copy = ["configs", "setup.py"]\n'
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
-        # a mutant is killed by the first failing test; -p no:timeout keeps pytest-timeout's
-        # thread out of the forked workers (mutmut times mutants out itself)
-        'pytest_add_cli_args = ["-p", "no:timeout"]\n'
+        # -p no:timeout keeps pytest-timeout's thread out of the forked workers (mutmut times
+        # mutants out itself: a mutant that loops forever counts as detected); the property
+        # tests draw the same examples for every mutant (tests/conftest.py)
+        'pytest_add_cli_args = ["-p", "no:timeout", "--hypothesis-profile=mutation"]\n'
+        # a mutant is stopped after 5x its tests' clean CPU time (mutmut's 15x spends most of a
+        # run on mutants that loop)
+        "timeout_multiplier = 5.0\n"
         # dml's tests are torch: fork each mutant from a clean server, not from the process
         # that ran the whole suite (torch's thread pools are not fork-safe)
         'process_isolation = "forkserver"\n'
@@ -153,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="drop mutmut's cached verdicts and test everything"
     )
+    parser.add_argument(
+        "--only", metavar="GLOB", help="retest only these mutants, e.g. 'dml.metrics.knn.*'"
+    )
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="retest only the mutants that survived the last run (after adding tests)",
+    )
     args = parser.parse_args(argv)
 
     targets = [find_target(args.module)] if args.module else list(TARGETS)
@@ -165,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {target.source}: mutating, tests {' '.join(target.tests)}", flush=True)
         log = work / "mutmut.log"
         start = time.monotonic()
-        run = mutmut(work, "run", "--max-children", str(args.jobs), log=log)
+        names = [args.only] if args.only else []
+        if args.survivors and (work / "mutants").is_dir():
+            names = [n for n, v in statuses(work).items() if v not in KILLED]
+            if not names:
+                print("   no survivors to retest", flush=True)
+        run = mutmut(work, "run", "--max-children", str(args.jobs), *names, log=log)
         seconds = time.monotonic() - start
         if run.returncode != 0:
             print(
