@@ -11,10 +11,11 @@ from __future__ import annotations
 from dml.training.run import train
 from tests.composing import compose_train
 
-# MAP@R gain over the untrained network after 30 steps of the default recipe, measured with
-# seeds 0-3: +0.065, +0.057, ... (see the README's "How we test"); without the optimizer step or
-# with the loss's gradient zeroed the gain is ~0 (BatchNorm statistics alone)
-MIN_GAIN = 0.03
+# MAP@R gain of the unseen digits over the untrained network after 60 steps of the default
+# recipe, measured with seed 0, 1, 2: +0.053, +0.183, +0.040 (30 steps were not enough: -0.005
+# to +0.07 depending on the seed). Without the optimizer step, or with the loss's gradient
+# zeroed, only BatchNorm's running statistics move: +0.011 (seed 0). The bar sits between.
+MIN_GAIN = 0.025
 
 
 def test_a_short_run_improves_retrieval_on_unseen_classes(tmp_path):
@@ -24,11 +25,12 @@ def test_a_short_run_improves_retrieval_on_unseen_classes(tmp_path):
             "seed=0",
             "logger=none",
             "trainer.max_epochs=1",
-            "trainer.limit_train_batches=30",
+            "trainer.limit_train_batches=60",
             "trainer.enable_progress_bar=false",
             "callbacks.eval_plots=null",
             "callbacks.training_diagnostics=null",
             "eval.raw_baseline=false",
+            "dataset.metrics.nmi=false",
         ],
     )
     result = train(cfg)
