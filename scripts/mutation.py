@@ -71,7 +71,8 @@ def find_target(module: str) -> Target:
         if wanted in (target.name, target.source, target.source.removesuffix(".py")):
             return target
     names = ", ".join(t.source for t in TARGETS)
-    raise SystemExit(f"mutation: unknown module {module!r}; use one of {names}")
+    print(f"mutation: unknown module {module!r}; use one of {names}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def mutmut_section(target: Target) -> str:
@@ -88,9 +89,12 @@ def mutmut_section(target: Target) -> str:
         # mutants out itself: a mutant that loops forever counts as detected); the property
         # tests draw the same examples for every mutant (tests/conftest.py)
         'pytest_add_cli_args = ["-p", "no:timeout", "--hypothesis-profile=mutation"]\n'
-        # a mutant is stopped after 5x its tests' clean CPU time (mutmut's 15x spends most of a
-        # run on mutants that loop)
-        "timeout_multiplier = 5.0\n"
+        # mutmut stops a mutant after 2 x multiplier x (its tests' clean time + constant) of
+        # wall-clock time: a generous constant so that a loaded machine (mutation runs at nice 19)
+        # does not turn slow workers into "timeouts", a small multiplier so that a mutant that
+        # loops forever costs about two minutes
+        "timeout_multiplier = 3.0\n"
+        "timeout_constant = 20.0\n"
         # dml's tests are torch: fork each mutant from a clean server, not from the process
         # that ran the whole suite (torch's thread pools are not fork-safe)
         'process_isolation = "forkserver"\n'
