@@ -151,6 +151,8 @@ def test_clear_errors():
         ClassBalancedBatchSampler(labels, 0, 2)
     with pytest.raises(ValueError, match="non-empty"):
         ClassBalancedBatchSampler([], 1, 2)
+    with pytest.raises(ValueError, match=r"1-D sequence of class labels, got shape \(6, 1\)"):
+        ClassBalancedBatchSampler(np.zeros((6, 1)), 1, 2)
     with pytest.raises(ValueError, match="rank"):
         ClassBalancedBatchSampler(labels, 3, 2, num_replicas=2, rank=2)
 
