@@ -267,3 +267,22 @@ def test_world_padding_batches_are_whole_batches_of_distinct_classes():
     for batch in plan:
         counts = Counter(labels[batch].tolist())
         assert len(counts) == 2 and set(counts.values()) == {3}
+
+
+def test_padding_batches_hold_distinct_classes_and_distinct_images():
+    # one batch of real chunks, padded to 8 for 8 ranks: 7 random batches of all 3 classes,
+    # each class with exactly M images, so a draw with replacement would repeat one
+    labels = _labels([2, 2, 2])
+    for seed in range(3):
+        plan = ClassBalancedBatchSampler(labels, 3, 2, seed=seed, num_replicas=8, rank=0).plan(0)
+        assert len(plan) == 8
+        for batch in plan:
+            assert sorted(Counter(labels[batch].tolist()).values()) == [2, 2, 2]
+            assert len(set(batch)) == 6
+
+
+def test_the_default_seed_is_zero():
+    labels = _labels(SIZES)
+    assert list(ClassBalancedBatchSampler(labels, 3, 2)) == list(
+        ClassBalancedBatchSampler(labels, 3, 2, seed=0)
+    )
