@@ -286,3 +286,9 @@ def test_the_default_seed_is_zero():
     assert list(ClassBalancedBatchSampler(labels, 3, 2)) == list(
         ClassBalancedBatchSampler(labels, 3, 2, seed=0)
     )
+
+
+def test_a_fresh_sampler_reports_its_batch_size_and_the_start_of_epoch_zero():
+    sampler = ClassBalancedBatchSampler(_labels(SIZES), 3, 4, seed=6)
+    assert sampler.batch_size == 12
+    assert sampler.state_dict() == {"epoch": 0, "position": 0, "seed": 6}
