@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install train test test-all lint bench clean
+.PHONY: install train test test-all lint mutation bench clean
 
 # pip's configured find-links folder may hold a CPU-only torch wheel against which the
 # registry's torchvision fails to import: install with pip's config files and find-links
@@ -35,6 +35,12 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dml tests scripts
 	$(VENV)/bin/ruff format --check dml tests scripts
+
+# Mutation testing of the modules that guard results and data (not part of `make test`; long:
+# see README "How we test"). MODULE=dml/metrics (or another listed module) runs one module.
+MODULE ?=
+mutation: $(STAMP)
+	nice -n 19 $(PY) scripts/mutation.py $(if $(MODULE),--module $(MODULE)) $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hypothesis import settings
 from omegaconf import DictConfig, open_dict
 
 from dml.config import config_dir
@@ -19,6 +20,11 @@ pytest_plugins = ["tests.layouts"]
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+# Mutation testing (scripts/mutation.py) runs the property tests with --hypothesis-profile=mutation:
+# the same examples for every mutant and no example database carried from one mutant to the next,
+# so a mutant's verdict does not depend on the luck of the draw.
+settings.register_profile("mutation", derandomize=True, database=None)
 
 
 @pytest.fixture

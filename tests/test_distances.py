@@ -58,3 +58,30 @@ def test_bad_shapes_raise():
         pairwise_distance(torch.zeros(3))
     with pytest.raises(ValueError, match="like x"):
         pairwise_distance(torch.zeros(3, 2), torch.zeros(3, 4))
+
+
+def test_query_gallery_and_squared_paths_match_cdist_on_unnormalised_rows():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(9, 4, generator=g, dtype=torch.float64) * 3  # norms far from 1
+    y = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    assert torch.allclose(pairwise_distance(x, squared=True), torch.cdist(x, x) ** 2, atol=1e-9)
+    assert torch.allclose(pairwise_distance(x, y, squared=True), torch.cdist(x, y) ** 2, atol=1e-9)
+    assert torch.allclose(cosine_similarity(x, y), 1 - torch.cdist(x, y) ** 2 / 2, atol=1e-9)
+
+
+def test_zero_distances_are_exactly_zero_on_every_path():
+    e = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    assert torch.equal(pairwise_distance(e, e.clone()).diagonal(), torch.zeros(3))
+    # self mode, squared: the Gram diagonal gives an exact 0 even where rounding would not
+    x = torch.nn.functional.normalize(
+        torch.randn(64, 33, generator=torch.Generator().manual_seed(0)), dim=1
+    )
+    assert torch.equal(pairwise_distance(x, squared=True).diagonal(), torch.zeros(64))
+
+
+def test_gallery_of_another_dtype_is_computed_in_the_query_dtype():
+    x = normalized(6, 4, dtype=torch.float32)
+    for y in (x.double(), x.half(), x.bfloat16()):
+        d = pairwise_distance(x, y)
+        assert d.dtype == torch.float32
+        assert torch.allclose(d, torch.cdist(x, y.float()), atol=1e-3)

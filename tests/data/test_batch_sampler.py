@@ -4,6 +4,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
 
@@ -149,6 +151,8 @@ def test_clear_errors():
         ClassBalancedBatchSampler(labels, 0, 2)
     with pytest.raises(ValueError, match="non-empty"):
         ClassBalancedBatchSampler([], 1, 2)
+    with pytest.raises(ValueError, match=r"1-D sequence of class labels, got shape \(6, 1\)"):
+        ClassBalancedBatchSampler(np.zeros((6, 1)), 1, 2)
     with pytest.raises(ValueError, match="rank"):
         ClassBalancedBatchSampler(labels, 3, 2, num_replicas=2, rank=2)
 
@@ -162,3 +166,129 @@ def test_works_as_dataloader_batch_sampler():
     batches = list(loader)
     assert len(batches) == len(sampler)
     assert all(b[0].shape == (6,) for b in batches)
+
+
+# ---- properties (hypothesis) and guards found missing by mutation testing ---------------------
+PROPERTY = settings(max_examples=25, deadline=None)
+
+
+@st.composite
+def sampler_setups(draw):
+    """Class sizes, P, M, seed, epoch and world size of a valid sampler."""
+    sizes = draw(st.lists(st.integers(1, 9), min_size=2, max_size=7))
+    p = draw(st.integers(1, len(sizes)))
+    m = draw(st.integers(1, 4))
+    return (
+        sizes,
+        p,
+        m,
+        draw(st.integers(0, 2**16)),
+        draw(st.integers(0, 5)),
+        draw(st.sampled_from([1, 2, 3])),
+    )
+
+
+@PROPERTY
+@given(setup=sampler_setups(), data=st.data())
+def test_any_stop_and_resume_point_gives_the_same_remaining_batches(setup, data):
+    sizes, p, m, seed, epoch, world = setup
+    labels = _labels(sizes)
+    rank = data.draw(st.integers(0, world - 1))
+
+    def make():
+        return ClassBalancedBatchSampler(labels, p, m, seed, num_replicas=world, rank=rank)
+
+    sampler = make()
+    sampler.set_epoch(epoch)
+    full = list(sampler)
+    assert len(full) == len(sampler)
+    stop = data.draw(st.integers(0, len(full)))
+    sampler.set_epoch(epoch)
+    it = iter(sampler)
+    taken = [next(it) for _ in range(stop)]
+    state = sampler.state_dict()
+    assert state == {"epoch": epoch, "position": stop, "seed": seed}
+    resumed = make()
+    resumed.load_state_dict(state)
+    resumed.set_epoch(epoch)  # Lightning calls set_epoch with the resumed epoch: no reset
+    assert taken + list(resumed) == full
+    assert resumed.state_dict() == {"epoch": epoch + 1, "position": 0, "seed": seed}
+
+
+@PROPERTY
+@given(setup=sampler_setups())
+def test_every_batch_is_p_classes_of_m_and_every_image_is_seen(setup):
+    sizes, p, m, seed, epoch, _ = setup
+    labels = _labels(sizes)
+    sampler = ClassBalancedBatchSampler(labels, p, m, seed)
+    sampler.set_epoch(epoch)
+    batches = list(sampler)
+    chunks = -(-np.array(sizes) // m)
+    assert len(batches) == max(-(-chunks.sum() // p), chunks.max())
+    for batch in batches:
+        counts = Counter(labels[batch].tolist())
+        assert len(counts) == p and set(counts.values()) == {m}
+        for c, idx in _group(labels, batch).items():
+            if sizes[c] >= m:  # a class with M images or more repeats none within a batch
+                assert len(set(idx)) == m
+    assert {i for b in batches for i in b} == set(range(len(labels)))
+
+
+def test_set_epoch_keeps_the_resume_point_of_that_epoch_and_drops_it_for_another():
+    labels = _labels(SIZES)
+    sampler = ClassBalancedBatchSampler(labels, 3, 2, seed=4)
+    plan = sampler.plan(2)
+    sampler.load_state_dict({"epoch": 2, "position": 3, "seed": 4})
+    sampler.set_epoch(2)
+    assert list(sampler) == plan[3:]
+    sampler.load_state_dict({"epoch": 2, "position": 3, "seed": 4})
+    sampler.set_epoch(4)  # another epoch: from its first batch
+    assert list(sampler) == sampler.plan(4)
+    assert sampler.epoch == 5
+
+
+def test_load_state_dict_accepts_the_end_of_an_epoch_and_a_state_without_seed():
+    labels = _labels(SIZES)
+    sampler = ClassBalancedBatchSampler(labels, 3, 2, seed=4)
+    sampler.load_state_dict({"epoch": 1, "position": len(sampler)})
+    assert list(sampler) == []  # nothing left of epoch 1
+    assert list(sampler) == sampler.plan(2)
+    sampler.load_state_dict({"epoch": 3})
+    assert sampler.state_dict() == {"epoch": 3, "position": 0, "seed": 4}
+    with pytest.raises(ValueError, match=r"position -1 is outside \[0, "):
+        sampler.load_state_dict({"epoch": 0, "position": -1})
+
+
+def test_world_padding_batches_are_whole_batches_of_distinct_classes():
+    labels = _labels([3, 3, 3, 3, 3])  # 5 chunks of 3 -> 3 batches of 2 classes, padded to 4
+    sampler = ClassBalancedBatchSampler(labels, 2, 3, seed=2, num_replicas=4, rank=0)
+    plan = sampler.plan(0)
+    assert len(plan) == 4 and len(sampler) == 1
+    for batch in plan:
+        counts = Counter(labels[batch].tolist())
+        assert len(counts) == 2 and set(counts.values()) == {3}
+
+
+def test_padding_batches_hold_distinct_classes_and_distinct_images():
+    # one batch of real chunks, padded to 8 for 8 ranks: 7 random batches of all 3 classes,
+    # each class with exactly M images, so a draw with replacement would repeat one
+    labels = _labels([2, 2, 2])
+    for seed in range(3):
+        plan = ClassBalancedBatchSampler(labels, 3, 2, seed=seed, num_replicas=8, rank=0).plan(0)
+        assert len(plan) == 8
+        for batch in plan:
+            assert sorted(Counter(labels[batch].tolist()).values()) == [2, 2, 2]
+            assert len(set(batch)) == 6
+
+
+def test_the_default_seed_is_zero():
+    labels = _labels(SIZES)
+    assert list(ClassBalancedBatchSampler(labels, 3, 2)) == list(
+        ClassBalancedBatchSampler(labels, 3, 2, seed=0)
+    )
+
+
+def test_a_fresh_sampler_reports_its_batch_size_and_the_start_of_epoch_zero():
+    sampler = ClassBalancedBatchSampler(_labels(SIZES), 3, 4, seed=6)
+    assert sampler.batch_size == 12
+    assert sampler.state_dict() == {"epoch": 0, "position": 0, "seed": 6}

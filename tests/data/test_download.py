@@ -1,5 +1,6 @@
 """Downloads against a local HTTP server: good archive, wrong md5, unsafe members, resume."""
 
+import ftplib
 import hashlib
 import io
 import tarfile
@@ -22,7 +23,8 @@ from dml.data.download import (
 
 class _Handler(BaseHTTPRequestHandler):
     """Serves ``server.files``; honours ``Range: bytes=N-``; the first ``server.cut`` requests of
-    a path send the full Content-Length but only half the bytes, then drop the connection."""
+    a path send the full Content-Length but only half the bytes, then drop the connection;
+    ``server.fail[path]`` lists HTTP error codes for its next requests (None: answer normally)."""
 
     def log_message(self, *args):
         pass
@@ -31,6 +33,11 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         body = srv.files.get(self.path)
         srv.requests.append((self.path, self.headers.get("Range")))
+        failures = srv.fail.get(self.path)
+        code = failures.pop(0) if failures else None
+        if code is not None:
+            self.send_error(code)
+            return
         if body is None:
             self.send_error(404)
             return
@@ -63,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files, srv.cut, srv.requests, srv.honour_range = {}, {}, [], True
+    srv.fail = {}
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
@@ -227,3 +235,224 @@ def test_complete_part_file_gets_416_and_is_accepted(server, tmp_path):
     (tmp_path / "big.tgz.part").write_bytes(GOOD)
     download(server.url + "/big.tgz", tmp_path / "big.tgz", _md5(GOOD), progress=False)
     assert (tmp_path / "big.tgz").read_bytes() == GOOD
+
+
+# ---- guards found missing by mutation testing (make mutation) --------------------------------
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("../target2/evil.txt", b"2")],  # a sibling folder whose name starts with the target's
+        [("link", ("sym", "../target2/x"))],
+        [("hard", ("lnk", "../target2/x"))],
+    ],
+)
+def test_members_landing_in_a_sibling_folder_with_the_same_prefix_are_rejected(tmp_path, members):
+    path = tmp_path / "a.tgz"
+    path.write_bytes(_tgz(members))
+    (tmp_path / "target2").mkdir()
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(path, tmp_path / "target")
+    assert list((tmp_path / "target2").iterdir()) == []
+
+
+def test_zip_symlink_pointing_out_is_rejected(tmp_path):
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("d/link")
+        info.external_attr = (0o120777 << 16) | 0x20  # a symlink as zip tools store it
+        zf.writestr(info, "../../outside")
+        inner = zipfile.ZipInfo("d/ok")
+        inner.external_attr = 0o120777 << 16
+        zf.writestr(inner, "sibling.txt")  # a link inside the target is fine on its own
+    with pytest.raises(UnsafeArchiveError, match="symlink 'd/link'"):
+        safe_extract(path, tmp_path / "t")
+    with zipfile.ZipFile(tmp_path / "b.zip", "w") as zf:
+        zf.writestr(inner, "sibling.txt")
+    assert safe_extract(tmp_path / "b.zip", tmp_path / "t") == [tmp_path / "t" / "d"]
+
+
+@pytest.mark.parametrize("name", ["C:evil.txt", "\\evil.txt", "", "d\\..\\..\\evil.txt"], ids=repr)
+def test_windows_style_and_empty_member_names_are_rejected(tmp_path, name):
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(name or "x"), "1")
+    if not name:  # zipfile cannot write an empty name: check the guard itself
+        from dml.data.download import _inside
+
+        assert not _inside((tmp_path / "t").resolve(), "")
+        return
+    with pytest.raises(UnsafeArchiveError, match="outside"):
+        safe_extract(path, tmp_path / "t")
+
+
+def test_device_members_and_non_archives_are_rejected(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("fifo")
+        info.type = tarfile.FIFOTYPE
+        tar.addfile(info)
+    (tmp_path / "a.tar").write_bytes(buf.getvalue())
+    with pytest.raises(UnsafeArchiveError, match="'fifo' is a device or fifo"):
+        safe_extract(tmp_path / "a.tar", tmp_path / "t")
+    (tmp_path / "b.tgz").write_bytes(b"not an archive at all")
+    with pytest.raises(UnsafeArchiveError, match="neither a tar nor a zip"):
+        safe_extract(tmp_path / "b.tgz", tmp_path / "t")
+
+
+def test_extraction_replaces_earlier_files_and_folders_and_lists_what_it_placed(tmp_path):
+    target = tmp_path / "t"
+    (target / "CUB_200_2011").mkdir(parents=True)
+    (target / "CUB_200_2011" / "stale.txt").write_text("old")
+    (target / "attributes.txt").write_text("old")
+    (target / "keep.txt").write_text("not in the archive")
+    (tmp_path / "a.tgz").write_bytes(GOOD)
+    placed = safe_extract(tmp_path / "a.tgz", target)
+    assert placed == [target / "CUB_200_2011", target / "attributes.txt"]
+    assert not (target / "CUB_200_2011" / "stale.txt").exists()
+    assert (target / "attributes.txt").read_text() == "attrs\n"
+    assert (target / "keep.txt").read_text() == "not in the archive"
+    assert sorted(p.name for p in target.iterdir()) == [
+        "CUB_200_2011",
+        "attributes.txt",
+        "keep.txt",
+    ]
+
+
+def test_existing_file_with_a_wrong_md5_is_downloaded_again(server, tmp_path):
+    server.files["/a.tgz"] = GOOD
+    dest = tmp_path / "a.tgz"
+    dest.write_bytes(b"an older or damaged copy")
+    assert download(server.url + "/a.tgz", dest, _md5(GOOD), progress=False) == dest
+    assert dest.read_bytes() == GOOD
+    assert len(server.requests) == 1
+    # without an md5 an existing file is trusted (nothing to check it against)
+    assert download(server.url + "/a.tgz", tmp_path / "a.tgz", progress=False) == dest
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("code", [500, 503])
+def test_server_errors_are_retried(server, tmp_path, code):
+    server.files["/a.tgz"] = GOOD
+    server.fail["/a.tgz"] = [code, code]
+    download(server.url + "/a.tgz", tmp_path / "a.tgz", _md5(GOOD), retries=2, progress=False)
+    assert (tmp_path / "a.tgz").read_bytes() == GOOD
+    assert len(server.requests) == 3
+
+
+def test_server_errors_give_up_after_the_retries_and_keep_the_partial_file(server, tmp_path):
+    server.files["/a.tgz"] = GOOD
+    server.cut["/a.tgz"] = 1
+    server.fail["/a.tgz"] = [None, 503, 503]  # the first answer is cut, then the server fails
+    with pytest.raises(DownloadError, match=r"failed after 3 attempt\(s\): .*HTTP 503") as info:
+        download(server.url + "/a.tgz", tmp_path / "a.tgz", _md5(GOOD), retries=2, progress=False)
+    half = len(GOOD) // 2
+    assert f"{half:,} bytes are kept in" in str(info.value)
+    assert (tmp_path / "a.tgz.part").stat().st_size == half
+    assert len(server.requests) == 3
+
+
+def test_forbidden_is_permanent_and_unsupported_schemes_are_named(server, tmp_path):
+    server.fail["/a.tgz"] = [403]
+    server.files["/a.tgz"] = GOOD
+    with pytest.raises(DownloadError, match="HTTP 403"):
+        download(server.url + "/a.tgz", tmp_path / "a.tgz", retries=3, progress=False)
+    assert len(server.requests) == 1
+    with pytest.raises(DownloadError, match="unsupported URL scheme 'gopher'"):
+        download("gopher://x/a.tgz", tmp_path / "b.tgz", retries=0, progress=False)
+
+
+def test_file_urls_are_copied_and_resumed(tmp_path):
+    source = tmp_path / "src.tgz"
+    source.write_bytes(GOOD)
+    dest = tmp_path / "out" / "a.tgz"
+    dest.parent.mkdir()
+    (tmp_path / "out" / "a.tgz.part").write_bytes(GOOD[:100])
+    download(source.as_uri(), dest, _md5(GOOD), retries=0, progress=False)
+    assert dest.read_bytes() == GOOD
+
+
+def test_archive_name_comes_from_the_url_path_unless_given():
+    assert Archive("https://h/x/CUB_200_2011.tgz?dl=1", "0").name == "CUB_200_2011.tgz"
+    assert Archive("https://h/x/download", "0", filename="lfw.tgz").name == "lfw.tgz"
+
+
+class _FakeFTP:
+    """Stands in for ftplib.FTP (no FTP server in the tests): serves ``files`` by path, honours
+    REST offsets, records every call in ``log``; ``size_fails`` makes SIZE raise like a server
+    that does not implement it."""
+
+    files: dict[str, bytes] = {}
+    log: list = []
+    size_fails = False
+
+    def __init__(self, host, timeout):
+        self.log.append(("connect", host, timeout))
+
+    def login(self, user, password):
+        self.log.append(("login", user, password))
+
+    def voidcmd(self, cmd):
+        self.log.append(("voidcmd", cmd))
+
+    def size(self, path):
+        if self.size_fails:
+            raise ftplib.error_perm("550 SIZE not allowed in ASCII mode")
+        return len(self.files[path])
+
+    def transfercmd(self, cmd, rest=None):
+        self.log.append(("transfercmd", cmd, rest))
+        data = self.files[cmd.removeprefix("RETR ")][rest or 0 :]
+        return _FakeConn(data)
+
+    def voidresp(self):
+        self.log.append(("voidresp",))
+
+    def quit(self):
+        self.log.append(("quit",))
+
+
+class _FakeConn:
+    def __init__(self, data):
+        self.data = data
+
+    def recv(self, n):
+        block, self.data = self.data[:64], self.data[64:]
+        return block
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture
+def fake_ftp(monkeypatch):
+    monkeypatch.setattr(ftplib, "FTP", _FakeFTP)
+    _FakeFTP.files, _FakeFTP.log, _FakeFTP.size_fails = {"/pub/a.tgz": GOOD}, [], False
+    return _FakeFTP
+
+
+def test_ftp_download_logs_in_and_resumes_with_rest(fake_ftp, tmp_path):
+    dest = tmp_path / "a.tgz"
+    (tmp_path / "a.tgz.part").write_bytes(GOOD[:100])
+    download("ftp://user:pw@ftp.example.org/pub/a.tgz", dest, _md5(GOOD), timeout=7, progress=False)
+    assert dest.read_bytes() == GOOD
+    assert fake_ftp.log == [
+        ("connect", "ftp.example.org", 7),
+        ("login", "user", "pw"),
+        ("voidcmd", "TYPE I"),
+        ("transfercmd", "RETR /pub/a.tgz", 100),
+        ("voidresp",),
+        ("quit",),
+    ]
+
+
+def test_ftp_download_is_anonymous_without_credentials_and_works_without_size(fake_ftp, tmp_path):
+    fake_ftp.size_fails = True
+    dest = download(
+        "ftp://ftp.example.org/pub/a.tgz", tmp_path / "a.tgz", _md5(GOOD), progress=False
+    )
+    assert dest.read_bytes() == GOOD
+    assert ("login", "anonymous", "anonymous@") in fake_ftp.log
+    assert ("transfercmd", "RETR /pub/a.tgz", None) in fake_ftp.log

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -116,10 +115,11 @@ def test_a_file_without_state_dict_is_not_a_dml_checkpoint(tmp_path):
 
 
 def test_every_torch_load_of_the_library_and_scripts_uses_weights_only_true():
-    files = subprocess.run(
-        ["git", "ls-files", "dml/*.py", "scripts/*.py"], cwd=REPO, capture_output=True, text=True
-    ).stdout.split()
-    assert files
+    # globbed, not `git ls-files`: the check also runs in copies outside git (make mutation)
+    files = sorted(
+        str(p.relative_to(REPO)) for p in [*REPO.glob("dml/**/*.py"), *REPO.glob("scripts/*.py")]
+    )
+    assert "dml/training/checkpointing.py" in files
     offenders = []
     for name in files:
         text = (REPO / name).read_text(encoding="utf-8", errors="replace")
@@ -168,9 +168,44 @@ def test_resume_needs_the_same_seed_and_batch_plan(tmp_path):
     )  # weights alone fit
 
 
+@pytest.mark.parametrize(
+    ("key", "saved", "changed"),
+    [
+        ("dataset.name", "digits", "emoji"),
+        ("dataset.classes_per_batch", 8, 16),
+        ("dataset.m_per_class", 4, 2),
+    ],
+)
+def test_resume_refuses_a_changed_batch_composition(tmp_path, key, saved, changed):
+    name = key.split(".")[1]
+    dataset = {"name": "digits", "classes_per_batch": 8, "m_per_class": 4, name: saved}
+    ckpt = _ckpt(dataset=dataset)
+    config = {**ckpt["hyper_parameters"]["config"], "dataset": {**dataset, name: changed}}
+    expected = f"{key} (checkpoint {saved!r}, this run {changed!r})"
+    with pytest.raises(ConfigError, match=re.escape(expected) + ".*must match"):
+        check_compatible(ckpt, tmp_path / "a.ckpt", ckpt["state_dict"], config)
+
+
+def test_resume_accepts_changes_outside_the_batch_plan(tmp_path):
+    ckpt = _ckpt(optimizer={"lr": 1e-3}, trainer={"max_epochs": 2})
+    config = {
+        **ckpt["hyper_parameters"]["config"],
+        "optimizer": {"lr": 1e-4},
+        "trainer": {"max_epochs": 5},
+    }
+    check_compatible(ckpt, tmp_path / "a.ckpt", ckpt["state_dict"], OmegaConf.create(config))
+
+
 def test_config_differences_lists_only_the_keys_asked_for():
     diffs = config_differences({"a": {"b": 1}, "c": 2}, {"a": {"b": 2}, "c": 3}, ("a",))
     assert diffs == ["a.b (checkpoint 1, this run 2)"]
+    # a key only on one side, and a key that merely starts with a listed one ("ab" vs "a")
+    diffs = config_differences({"ab": 1, "a": {"x": 1}}, {"ab": 2, "a": {"y": 2}}, ("a",))
+    assert diffs == [
+        "a.x (checkpoint 1, this run '<unset>')",
+        "a.y (checkpoint '<unset>', this run 2)",
+    ]
+    assert config_differences({"a": 1}, {"a": 1}, ("a",)) == []
 
 
 def test_load_model_weights_fits_or_names_the_difference(tmp_path):
@@ -250,3 +285,89 @@ def test_batch_sampler_state_counts_trained_batches_not_prefetched_ones(trainer,
     )  # prefetched ahead
     state = batch_sampler_state(trainer, sampler)
     assert (state["epoch"], state["position"]) == expected and state["seed"] == 7
+
+
+# ---- guards found missing by mutation testing (make mutation) --------------------------------
+def test_save_rejects_storage_options_and_load_passes_map_location(tmp_path):
+    io = AtomicCheckpointIO()
+    with pytest.raises(TypeError, match="takes no storage_options"):
+        io.save_checkpoint(_ckpt(), tmp_path / "a.ckpt", storage_options={"x": 1})
+    assert not (tmp_path / "a.ckpt").exists()
+    io.save_checkpoint(_ckpt(), tmp_path / "a.ckpt")
+    seen = []
+
+    def where(storage, location):
+        seen.append(location)
+        return storage
+
+    loaded = io.load_checkpoint(tmp_path / "a.ckpt", map_location=where)
+    assert seen and loaded["global_step"] == 3
+    assert io.load_checkpoint(tmp_path / "a.ckpt", weights_only=True)["global_step"] == 3
+
+
+def test_read_checkpoint_refuses_a_folder_and_a_checkpoint_without_config(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_checkpoint(tmp_path)
+    ckpt = _ckpt()
+    del ckpt["hyper_parameters"]
+    with pytest.raises(ConfigError, match="holds no run config"):
+        check_compatible(ckpt, tmp_path / "a.ckpt", ckpt["state_dict"], {})
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ConfigError, match="holds no state_dict"):
+        read_checkpoint(tmp_path / "list.pt")
+    mapped = tmp_path / "m.ckpt"
+    AtomicCheckpointIO().save_checkpoint(_ckpt(), mapped)
+    assert read_checkpoint(mapped, mmap=True)["global_step"] == 3
+
+
+def test_many_mismatches_are_summarised(tmp_path):
+    saved = {"state_dict": {f"model.w{i}": torch.zeros(2) for i in range(6)}}
+    saved["hyper_parameters"] = {"config": {"embedding_dim": 2}}
+    current = {f"model.w{i}": torch.zeros(3) for i in range(6)}
+    with pytest.raises(ConfigError) as info:
+        check_compatible(saved, tmp_path / "a.ckpt", current, {"embedding_dim": 2})
+    message = str(info.value)
+    assert "model.w3 has shape [2]" in message and "model.w4" not in message
+    assert "(and 2 more)" in message and "The configs differ" not in message
+
+
+def test_shapes_of_non_tensors_are_not_compared():
+    from dml.training.checkpointing import state_dict_mismatches
+
+    assert state_dict_mismatches({"a": 1, "b": torch.zeros(2)}, {"a": 2, "b": torch.zeros(2)}) == []
+
+
+def test_load_model_weights_takes_only_the_prefixed_weights(tmp_path):
+    model = torch.nn.Linear(8, 4)
+    ckpt = {
+        "state_dict": {
+            "model.weight": torch.ones(4, 8),
+            "model.bias": torch.ones(4),
+            "loss.beta": torch.ones(1),
+        },
+        "hyper_parameters": {"config": {"embedding_dim": 4}},
+    }
+    load_model_weights(model, ckpt, tmp_path / "a.ckpt", {"embedding_dim": 4})
+    assert torch.equal(model.weight, torch.ones(4, 8))
+
+
+def test_an_existing_ckpt_path_wins_over_resume(tmp_path):
+    path = tmp_path / "x.ckpt"
+    path.write_bytes(b"x")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    cfg = OmegaConf.create({"ckpt_path": str(path), "resume": True})
+    assert resume_checkpoint(cfg, tmp_path / "checkpoints") == str(path)
+    cfg = OmegaConf.create({"ckpt_path": None, "resume": False})
+    assert resume_checkpoint(cfg, tmp_path / "checkpoints") is None
+
+
+def test_training_state_holds_rng_skipped_steps_and_the_sampler_state():
+    from dml.training.checkpointing import training_state
+
+    sampler = SimpleNamespace(state_dict=lambda: {"seed": 5})
+    state = training_state(sampler, nonfinite_steps=2.0)
+    assert state["nonfinite_steps"] == 2 and isinstance(state["nonfinite_steps"], int)
+    assert state["sampler"] == {"seed": 5}
+    assert set(state["rng"]) >= {"torch", "numpy", "python"}
+    assert "sampler" not in training_state(object(), 0)
