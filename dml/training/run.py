@@ -26,6 +26,7 @@ from dml.io import atomic_write_json
 from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
+from dml.models.input_check import check_input_size
 from dml.training.callbacks import LastCheckpoint
 from dml.training.checkpointing import (
     AtomicCheckpointIO,
@@ -206,6 +207,8 @@ def build_run(cfg: DictConfig) -> Run:
     validate_class_sizes(cfg, datamodule.train_set.labels)
     evaluator = Evaluator.from_config(cfg, datamodule)
     module = build_module(cfg, evaluator=evaluator, objective=objective)
+    first_eval = next(iter(datamodule.eval_sets.values()))[0][0]  # the eval transform's output
+    check_input_size(module.model, tuple(first_eval.shape), str(cfg.backbone.net.get("_target_")))
     ckpt_path = resume_checkpoint(cfg, out / "checkpoints")
     resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
     if resumed is not None:  # fail now, with both sides named, rather than inside Lightning
@@ -226,14 +229,17 @@ def build_run(cfg: DictConfig) -> Run:
 
 
 def baseline_columns(run: Run) -> dict[str, dict[str, float]]:
-    """The columns beside the trained model's: raw pixels and the untrained network (rank 0)."""
+    """The columns beside the trained model's (rank 0): raw pixels, the backbone's own pooled
+    features before training (a pretrained backbone's: the number to beat) and the untrained
+    network (backbone + untrained head)."""
     cfg, columns = run.cfg, {}
-    if run.trainer.is_global_zero and (
-        cfg.eval.get("raw_baseline") or cfg.eval.get("before_training")
-    ):
-        loaders = run.datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
+    wanted = ("raw_baseline", "backbone_baseline", "before_training")
+    if run.trainer.is_global_zero and any(cfg.eval.get(key) for key in wanted):
+        loaders = run.datamodule.eval_dataloaders()  # one set of loaders for every baseline column
         if cfg.eval.get("raw_baseline"):
             columns["raw pixels"] = run.evaluator.score_raw_pixels(loaders)
+        if cfg.eval.get("backbone_baseline"):
+            columns["backbone"] = run.evaluator.score_backbone(run.module.model, loaders)
         if cfg.eval.get("before_training"):
             columns["untrained"] = run.evaluator.score_model(run.module.model, loaders)
     return columns
