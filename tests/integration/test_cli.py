@@ -27,12 +27,13 @@ FAST = (
 
 
 # the digits recipe: 40 dihedral classes, small CNN, rho-regularised distance weighted sampling,
-# Adam 1e-3 with cosine decay over 6 epochs
+# Adam 1e-3 (beta 1e-3) with cosine decay over 6 epochs
 DIGITS_RECIPE = (
     "dataset=digits",
     "backbone=small_cnn",
     "sampler=distance_weighted_rho",
     "trainer.max_epochs=6",
+    "optim.loss_lr=0.001",
 )
 
 

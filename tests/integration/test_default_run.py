@@ -9,14 +9,6 @@ import pytest
 from dml.training.run import train
 
 
-def test_the_default_run_is_the_papers_protocol(compose_cfg):
-    cfg = compose_cfg()
-    assert cfg.dataset.name == "emoji" and cfg.backbone.net.pretrained is True
-    assert cfg.backbone.net._target_ == "dml.models.EfficientNetLite0"
-    assert cfg.loss._target_ == "dml.losses.MarginLoss" and cfg.sampler.rho == 0.0
-    assert cfg.eval.raw_baseline and cfg.eval.backbone_baseline and cfg.eval.before_training
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fine_tuning_beats_the_pretrained_backbone_and_raw_pixels(compose_cfg, seed):
