@@ -12,11 +12,13 @@ loss, optimizer and logging (DESIGN section 7 asks for < 10%). Of that, as share
 data = the loader alone per batch; loss = sampler + loss forward and backward on the batch's
 embeddings; optim = the parameter update inside the step (on_before_optimizer_step to batch end).
 
-CPU preset (default): small_cnn on digits at 16 px, resnet18 and resnet50 on synthetic images
-at 64 px. GPU preset: resnet50 at 224 px, bf16-mixed, channels_last (`--preset gpu`).
+CPU preset (default): the default run (`dml-train` with no overrides: EfficientNet-Lite0 on the
+emoji at 64 px, whole-batch tensor augmentation), small_cnn on digits at 16 px, resnet18 and
+resnet50 on synthetic images at 64 px (`--only default` for the first alone). GPU preset: resnet50 at 224 px, bf16-mixed, channels_last (`--preset gpu`).
 Prints a markdown table (and writes it with --out).
 
     .venv/bin/python scripts/bench_train.py [--steps 10] [--out bench_train.md]
+    .venv/bin/python scripts/bench_train.py --only default
     .venv/bin/python scripts/bench_train.py --preset gpu --workers 8 --steps 50
 """
 
@@ -42,6 +44,7 @@ from dml.training.run import build_datamodule, build_module
 _SYNTHETIC = ["dataset=synthetic", "dataset.train.num_classes=40", "dataset.test.num_classes=40"]
 PRESETS: dict[str, list[tuple[str, list[str]]]] = {
     "cpu": [
+        ("default", []),
         ("small_cnn", ["backbone=small_cnn", "dataset=digits"]),
         ("resnet18", ["backbone=resnet18", *_SYNTHETIC, "+size=64"]),
         ("resnet50", ["backbone=resnet50", *_SYNTHETIC, "+size=64"]),

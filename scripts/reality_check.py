@@ -200,7 +200,7 @@ def frozen_trunk_baseline(args: argparse.Namespace, runs: Path) -> dict[str, flo
         runs / "frozen_trunk",
         [*protocol(args), "loss=triplet", "dataset.fold=0", "eval.before_training=true"],
     )
-    return dict(result["baselines"]["frozen trunk"])
+    return dict(result["baselines"]["backbone"])
 
 
 def _train(out: Path, overrides: Sequence[str]) -> dict[str, Any]:

@@ -45,11 +45,18 @@ def test_every_choice_composes(compose_cfg, group, choice):
 
 
 def test_defaults_are_the_documented_ones(compose_cfg):
+    # the papers' protocol (README "The default run"): Wu et al.'s sampler without rho
     cfg = compose_cfg()
-    assert cfg.dataset.name == "digits"
-    assert cfg.backbone.net._target_ == "dml.models.SmallCNN"
+    assert cfg.dataset.name == "emoji" and cfg.dataset.batch_transforms is True
+    assert cfg.backbone.net._target_ == "dml.models.EfficientNetLite0"
+    assert cfg.backbone.net.pretrained is True and cfg.backbone.freeze_bn is True
     assert cfg.sampler.positive == "all" and cfg.sampler.negative == "distance_weighted"
+    assert cfg.sampler.rho == 0.0
     assert cfg.loss._target_ == "dml.losses.MarginLoss"
+    assert cfg.optim.backbone_lr_mult == 0.1 and cfg.optimizer.lr == 1e-3
+    assert cfg.eval.raw_baseline and cfg.eval.backbone_baseline and cfg.eval.before_training
+    # the fast setup for smoke tests keeps its own learning rate
+    assert compose_cfg("backbone=small_cnn").optim.backbone_lr_mult == 1.0
 
 
 def test_canonical_call_composes(compose_cfg):

@@ -14,6 +14,14 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from dml.data.batch_sampler import ClassBalancedBatchSampler
+from dml.data.batch_transforms import (
+    ArrayBatches,
+    BatchTransform,
+    already_batched,
+    batch_generator,
+    in_memory_images,
+    supports,
+)
 from dml.data.folds import ClassSubset, fold_classes, fold_options
 from dml.data.levels import eval_level_labels
 from dml.data.transforms import build_transform
@@ -32,8 +40,13 @@ class DMLDataModule(pl.LightningDataModule):
     normalisation (imagenet | bgr255 | none). Evaluation is self-retrieval on `test`, or
     `query` against `gallery` when the config names both. With `dataset.folds` and `dataset.fold`
     (dml.data.folds) training uses the train split minus one class-disjoint partition, and that
-    partition, with the eval transform, is an extra eval split `val`.
+    partition, with the eval transform, is an extra eval split `val`. With `dataset.batch_transforms`
+    an in-memory train split is augmented a whole batch at a time on the device
+    (dml.data.batch_transforms), not image by image.
     """
+
+    #: whether `dataset.batch_transforms` may augment the train batches (not for cached features)
+    augments_batches: bool = True
 
     def __init__(
         self,
@@ -58,6 +71,8 @@ class DMLDataModule(pl.LightningDataModule):
         self._batch_sampler_state: dict[str, Any] | None = (
             None  # from a checkpoint, used by train_dataloader
         )
+        #: the train batches' augmentation when it runs on whole batches (None: per image)
+        self.batch_transform: BatchTransform | None = None
 
     @property
     def query_gallery(self) -> bool:
@@ -82,6 +97,14 @@ class DMLDataModule(pl.LightningDataModule):
                 self.train_set = ClassSubset(
                     self.train_set, fold_classes(self.train_set.labels, *folds)[0]
                 )
+            spec = OmegaConf.to_container(self.cfg.transform.train, resolve=True)
+            if (
+                self.augments_batches
+                and self.cfg.get("batch_transforms")
+                and supports(spec)
+                and in_memory_images(self.train_set)
+            ):
+                self.batch_transform = BatchTransform(spec, normalize=self.normalize)
         if not self.eval_sets:
             if self.query_gallery:
                 self.eval_sets = {
@@ -158,7 +181,28 @@ class DMLDataModule(pl.LightningDataModule):
         state, self._batch_sampler_state = self._batch_sampler_state, None
         if state is not None:  # resumed: continue at the checkpoint's epoch and batch
             self.batch_sampler.load_state_dict(state)
+        if self.batch_transform is not None:  # uint8 batches, augmented in on_after_batch_transfer
+            images, indices = in_memory_images(self.train_set)
+            batches = ArrayBatches(images, indices, self.train_set.labels)
+            return self._loader(
+                batches, batch_sampler=self.batch_sampler, collate_fn=already_batched
+            )
         return self._loader(self.train_set, batch_sampler=self.batch_sampler)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment a training batch of uint8 images (batch_transforms) on its device, with the
+        batch's own generator: seed, rank, epoch and the batch's index in the epoch (Lightning's
+        batch_idx of the coming training_step, restored on resume), so resumed runs draw alike."""
+        trainer = getattr(self, "trainer", None)
+        if self.batch_transform is None or trainer is None or not trainer.training:
+            return batch
+        x, y = batch
+        if x.dtype != torch.uint8:
+            return batch
+        # the training loop moves a batch to its device before it counts it as ready
+        index = int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        generator = batch_generator(self.seed, world()[1], trainer.current_epoch, index)
+        return self.batch_transform(x, generator), y
 
     def set_epoch(self, epoch: int) -> None:
         """Start training epoch `epoch`'s batch plan: the one place the batch sampler's epoch is set

@@ -198,6 +198,8 @@ class FeatureDataModule(DMLDataModule):
     is made, so a trunk whose weights changed (a checkpoint loaded) gets its own features.
     """
 
+    augments_batches = False  # the train features come from un-augmented images
+
     def __init__(
         self,
         dataset: DictConfig | Mapping[str, Any],

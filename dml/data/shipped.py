@@ -105,6 +105,11 @@ def split_classes(
     The same seed always gives the same split, and train and test never share a class.
     """
     _check_split(split)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(
+            f"dataset.seed={seed!r} is not a split seed: choose a non-negative integer (it shuffles "
+            "the classes before they are cut into train and test)"
+        )
     if not 0.0 < float(train_fraction) < 1.0:
         raise ValueError(
             f"dataset.train_fraction={train_fraction!r} must be strictly between 0 and 1 (the share of the "

@@ -8,7 +8,8 @@ BN-Inception weights.
 Spec keys (all optional): ``resize`` (shorter side, px), ``crop`` (output side, px),
 ``random_resized_crop`` (bool), ``scale`` ([lo, hi] area fraction), ``ratio`` ([lo, hi] aspect),
 ``random_crop`` (bool: random instead of centre crop when not random-resized), ``flip`` (bool),
-``color_jitter`` (float strength, 0 = off), ``affine`` (random affine warp: a mapping of
+``color_jitter`` (float strength, 0 = off), ``brightness`` / ``contrast`` (float strength of that
+jitter alone, 0 = off: for images whose colour is part of the class, such as emoji), ``affine`` (random affine warp: a mapping of
 ``degrees``, ``translate`` [fx, fy], ``scale`` [lo, hi], ``shear`` degrees; null = off).
 """
 
@@ -40,6 +41,8 @@ SPEC_KEYS = frozenset(
         "random_crop",
         "flip",
         "color_jitter",
+        "brightness",
+        "contrast",
         "affine",
     }
 )
@@ -115,6 +118,14 @@ def _positive_int(value: Any, key: str) -> int | None:
     return int(value)
 
 
+def check_jitter(value: Any, key: str) -> float:
+    """A jitter strength >= 0 (null: 0), or a ValueError naming transform.<key>."""
+    strength = float(value or 0.0)
+    if strength < 0:
+        raise ValueError(f"transform.{key} must be >= 0, got {value!r}")
+    return strength
+
+
 AFFINE_KEYS = ("degrees", "translate", "scale", "shear")
 
 
@@ -172,11 +183,13 @@ def build_transform(spec: Mapping[str, Any] | None, normalize: str = "imagenet")
         steps.append(_affine(spec["affine"]))
     if spec.get("flip", False):
         steps.append(T.RandomHorizontalFlip())
-    jitter = float(spec.get("color_jitter") or 0.0)
-    if jitter < 0:
-        raise ValueError(f"transform.color_jitter must be >= 0, got {jitter}")
+    jitter = check_jitter(spec.get("color_jitter"), "color_jitter")
     if jitter > 0:
         steps.append(T.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter))
+    brightness = check_jitter(spec.get("brightness"), "brightness")
+    contrast = check_jitter(spec.get("contrast"), "contrast")
+    if brightness or contrast:
+        steps.append(T.ColorJitter(brightness=brightness, contrast=contrast))
     steps.append(T.ToTensor())
     if normalize == "imagenet":
         steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))

@@ -114,7 +114,8 @@ class EvalRecord:
 
 class Evaluator:
     """Scores a run's eval splits as its dataset config asks; built once, used by the training
-    module (each evaluation), the baseline columns (raw pixels, untrained network) and dml-eval.
+    module (each evaluation), the baseline columns (raw pixels, the backbone's own features, the
+    untrained network) and dml-eval.
 
     metrics: the `dataset.metrics` mapping (keyword arguments of evaluate_embeddings);
     pairs: the test split's verification pairs (LFW), if any; split_names: the eval splits in
@@ -162,9 +163,30 @@ class Evaluator:
         """Embed every loader with `model` and score the splits."""
         return self.score({name: embed(model, dl, device=device) for name, dl in loaders.items()})
 
+    def score_backbone(
+        self,
+        model: nn.Module,
+        loaders: Mapping[str, DataLoader],
+        device: torch.device | str = "cpu",
+    ) -> dict[str, float]:
+        """The backbone's own pooled features (L2-normalised), without the head: for a pretrained
+        backbone, the network before fine-tuning, the number training must beat."""
+        return self.score_model(PooledFeatures(model.backbone), loaders, device=device)
+
     def score_raw_pixels(self, loaders: Mapping[str, DataLoader]) -> dict[str, float]:
         """The no-learning baseline: flattened, L2-normalised input images scored as embeddings."""
         return self.score({name: raw_pixels(dl) for name, dl in loaders.items()})
+
+
+class PooledFeatures(nn.Module):
+    """A backbone's pooled features [B, F], L2-normalised: the embedding the backbone alone gives."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.backbone(x).flatten(1).float(), dim=1)
 
 
 _DEFAULT_KS = inspect.signature(evaluate_embeddings).parameters["ks"].default

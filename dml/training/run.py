@@ -31,6 +31,7 @@ from dml.losses.memory import CrossBatchMemory
 from dml.models import EmbeddingModel
 from dml.models.freeze import freeze_batchnorm
 from dml.models.frozen import FrozenTrunkEmbedding
+from dml.models.input_check import check_input_size
 from dml.training.callbacks import LastCheckpoint
 from dml.training.checkpointing import (
     AtomicCheckpointIO,
@@ -296,6 +297,10 @@ def build_run(cfg: DictConfig) -> Run:
         objective = build_objective(cfg, datamodule.train_set.labels)
     evaluator = Evaluator.from_config(cfg, datamodule)
     module = build_module(cfg, model=model, evaluator=evaluator, objective=objective)
+    if not frozen_trunk(cfg):  # (a frozen trunk's eval items are its features, not images)
+        first_eval = next(iter(datamodule.eval_sets.values()))[0][0]  # the eval transform's output
+        target = str(cfg.backbone.net.get("_target_"))
+        check_input_size(module.model, tuple(first_eval.shape), target)
     ckpt_path = resume_checkpoint(cfg, out / "checkpoints")
     resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
     if resumed is not None:  # fail now, with both sides named, rather than inside Lightning
@@ -321,19 +326,25 @@ def build_run(cfg: DictConfig) -> Run:
 
 
 def baseline_columns(run: Run) -> dict[str, dict[str, float]]:
-    """The columns beside the trained model's: raw pixels and the untrained network (rank 0)."""
+    """The columns beside the trained model's (rank 0): raw pixels, the backbone's own pooled
+    features before training (a pretrained backbone's: the number to beat) and the untrained
+    network (backbone + untrained head)."""
     cfg, columns = run.cfg, {}
-    if run.trainer.is_global_zero and (
-        cfg.eval.get("raw_baseline") or cfg.eval.get("before_training")
-    ):
-        loaders = run.datamodule.eval_dataloaders()  # one set of loaders for both baseline columns
+    wanted = ("raw_baseline", "backbone_baseline", "before_training")
+    if run.trainer.is_global_zero and any(cfg.eval.get(key) for key in wanted):
+        loaders = run.datamodule.eval_dataloaders()  # one set of loaders for every baseline column
         features = isinstance(run.datamodule, FeatureDataModule)  # loaders of cached trunk features
         if cfg.eval.get("raw_baseline"):
             pixels = run.datamodule.image_dataloaders() if features else loaders
             columns["raw pixels"] = run.evaluator.score_raw_pixels(pixels)
+        if cfg.eval.get("backbone_baseline"):
+            # a frozen trunk's loaders already hold its pooled features: scored as they are
+            columns["backbone"] = (
+                run.evaluator.score_raw_pixels(loaders)
+                if features
+                else run.evaluator.score_backbone(run.module.model, loaders)
+            )
         if cfg.eval.get("before_training"):
-            if features:  # the pooled features themselves, L2-normalised: what the head starts from
-                columns["frozen trunk"] = run.evaluator.score_raw_pixels(loaders)
             columns["untrained"] = run.evaluator.score_model(run.module.model, loaders)
     return columns
 

@@ -15,12 +15,25 @@ from dml.training.evaluate_checkpoint import evaluate_checkpoint
 from dml.training.run import train
 
 FAST = (
+    "dataset=digits",
+    "backbone=small_cnn",
     "logger=none",
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=2",
     "trainer.enable_progress_bar=false",
     "callbacks.eval_plots=null",
     "callbacks.training_diagnostics=null",
+)
+
+
+# the digits recipe: 40 dihedral classes, small CNN, rho-regularised distance weighted sampling,
+# Adam 1e-3 (beta 1e-3) with cosine decay over 6 epochs
+DIGITS_RECIPE = (
+    "dataset=digits",
+    "backbone=small_cnn",
+    "sampler=distance_weighted_rho",
+    "trainer.max_epochs=6",
+    "optim.loss_lr=0.001",
 )
 
 
@@ -39,6 +52,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_fast_dev_run(compose_cfg):
     cfg = compose_cfg(
+        "dataset=digits",
+        "backbone=small_cnn",
         "logger=none",
         "trainer.fast_dev_run=true",
         "eval.before_training=false",
@@ -103,12 +118,15 @@ def test_cli_help_lists_groups_and_choices(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_run_beats_the_untrained_network_and_raw_pixels(compose_cfg):
-    """The default configuration (what `make train` runs), only without W&B and plots: on the
-    unseen digits 5-9 its MAP@R must clearly beat raw pixels (0.6228) and the untrained network.
-    Measured with seeds 0, 1, 2: 0.690, 0.690, 0.718."""
+def test_digits_recipe_beats_the_untrained_network_and_raw_pixels(compose_cfg):
+    """The small CNN's digits recipe (the default run before the emoji; README "Fast setups"),
+    without W&B and plots: on the unseen digits 5-9 its MAP@R must clearly beat raw pixels (0.6228)
+    and the untrained network. Measured with seeds 0, 1, 2: 0.690, 0.690, 0.718."""
     cfg = compose_cfg(
-        "logger=none", "trainer.enable_progress_bar=false", "callbacks.eval_plots=null"
+        *DIGITS_RECIPE,
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "callbacks.eval_plots=null",
     )
     result = train(cfg)
     trained, baselines = result["metrics"], result["baselines"]

@@ -107,7 +107,9 @@ def test_published_numbers_name_metrics_the_run_reports(compose_cfg, name):
     "name",
     [n if n in REPRESENTATIVE else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS],
 )
-def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, fast_run, data_roots, name):
+def test_experiment_runs_a_tiny_step_on_fixture_data(compose_cfg, data_roots, name):
+    # debug=quick alone: fast_run's dataset and backbone would replace the experiment's own
+    fast_run = ("debug=quick",)
     cfg = _experiment_cfg(compose_cfg, name, *fast_run, *TINY)
     if cfg.dataset.get("folds"):
         # the fixture train splits hold 3 classes, too few for validation folds of 2 classes or more

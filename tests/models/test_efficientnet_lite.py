@@ -237,7 +237,12 @@ def test_cli_exits_2_on_a_damaged_package_file(tmp_path):
         "        return os.path.join(os.path.dirname(__file__), 'cut.pth')\n"
     )
     code = f"import sys; sys.path.insert(0, {str(fake.parent)!r}); from dml.cli.train import main; main()"
-    args = ["backbone=efficientnet_lite0", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]
+    args = [
+        "backbone=efficientnet_lite0",
+        "dataset=digits",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=tmp_path,

@@ -41,7 +41,7 @@ def test_frozen_layers_keep_their_statistics_in_training_mode():
 
 
 def test_config_switch_freezes_the_backbone_and_the_optimizer_skips_it(compose_cfg):
-    cfg = compose_cfg("++backbone.freeze_bn=true", "logger=none")
+    cfg = compose_cfg("backbone=small_cnn", "++backbone.freeze_bn=true", "logger=none")
     model = build_model(cfg)
     assert all(is_frozen(bn) for bn in _batchnorms(model.backbone))
     optimizer = build_module(cfg, model=model).configure_optimizers()
@@ -51,5 +51,5 @@ def test_config_switch_freezes_the_backbone_and_the_optimizer_skips_it(compose_c
     assert frozen and not frozen & in_optimizer
     assert {id(p) for p in model.head.parameters()} <= in_optimizer
 
-    unfrozen = build_model(compose_cfg("logger=none"))
+    unfrozen = build_model(compose_cfg("backbone=small_cnn", "logger=none"))
     assert not any(is_frozen(bn) for bn in _batchnorms(unfrozen.backbone))

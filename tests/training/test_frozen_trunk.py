@@ -196,7 +196,7 @@ def test_training_improves_on_the_untrained_head(tmp_path):
         )
     )
     assert result["baselines"]["untrained"]["map@r"] < result["metrics"]["map@r"]
-    assert "frozen trunk" in result["baselines"]
+    assert "backbone" in result["baselines"]
 
 
 class _Killed(Exception):
@@ -246,3 +246,18 @@ def test_ddp_is_refused_with_the_fix(tmp_path):
         ConfigError, match="backbone.frozen=true trains on one device.*trainer.devices=1"
     ):
         build_run(cfg)
+
+
+def test_batch_transforms_never_reach_the_cached_features(tmp_path):
+    # emoji augments whole uint8 image batches; a frozen trunk's train loader holds features instead
+    emoji = ["dataset=emoji", "dataset.num_classes=12", "dataset.image_size=16"]
+    cfg = compose_train(
+        tmp_path / "run",
+        ["debug=tiny", "backbone.frozen=true", *emoji, f"paths.cache_dir={tmp_path / 'cache'}"],
+    )
+    assert cfg.dataset.batch_transforms
+    dm, model = _datamodule(cfg)
+    assert dm.batch_transform is None
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.dtype == torch.float32 and x.shape == (len(y), dm.features(dm.train_set).shape[1])
+    assert torch.equal(dm.on_after_batch_transfer((x, y), 0)[0], x)
