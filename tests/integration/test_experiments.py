@@ -146,7 +146,8 @@ def test_musgrave2020_experiments_train_their_loss_in_the_shared_protocol(compos
     loss = build_loss(cfg.loss, num_classes=50, embedding_dim=cfg.embedding_dim)
     own = [p for p in loss.parameters() if p.requires_grad]
     # the tuned learning rate of the loss's own parameters is set exactly where it has some
-    assert bool(own) == (cfg.optim.loss_lr != 0.001)
+    default = OmegaConf.load(config_dir() / "train.yaml").optim.loss_lr
+    assert bool(own) == (cfg.optim.loss_lr != default)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ SMALL = (
     "dataset.test.images_per_mode=4",
     "dataset.classes_per_batch=3",
     "dataset.m_per_class=4",
+    "backbone=small_cnn",
     "backbone.net.width=8",
     "callbacks.eval_plots=null",
     "callbacks.training_diagnostics=null",
@@ -48,7 +49,7 @@ def test_coarse_training_scores_fine_and_coarse_prefixed(coarse_run):
     result, out = coarse_run
     saved = json.loads((out / "results.json").read_text())
     columns = {"trained": saved["metrics"], **saved["baselines"]}
-    assert set(columns) == {"trained", "untrained", "raw pixels"}
+    assert set(columns) == {"trained", "untrained", "backbone", "raw pixels"}
     for name, metrics in columns.items():
         for level in ("fine", "coarse"):
             for metric in ("map@r", "recall@1", "nmi"):
