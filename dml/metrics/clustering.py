@@ -74,10 +74,20 @@ def kmeans_pp(
 
 
 def principal_components(x: np.ndarray, dims: int) -> np.ndarray:
-    """x [N, D] centred and projected on its top `dims` principal axes, float32 [N, dims]."""
+    """x [N, D] centred and projected on its top `dims` principal axes, float32 [N, dims].
+
+    From the smaller of the two Gram matrices: the D x D covariance when D <= N, else the N x N
+    inner products, whose eigenvectors scaled by the singular values are the same projections (up
+    to each axis' sign, which no distance sees). Raw 64 px pixels (D = 12,288, N = 4,371) took
+    167 s through the covariance, almost all of it the eigendecomposition."""
     centred = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    _, axes = np.linalg.eigh((centred.T @ centred).astype(np.float64))
-    return centred @ np.ascontiguousarray(axes[:, ::-1][:, :dims], dtype=np.float32)
+    n, d = centred.shape
+    if d <= n:
+        _, axes = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+        return centred @ np.ascontiguousarray(axes[:, ::-1][:, :dims], dtype=np.float32)
+    values, vectors = np.linalg.eigh((centred @ centred.T).astype(np.float64))
+    values, vectors = values[::-1][:dims], vectors[:, ::-1][:, :dims]
+    return (vectors * np.sqrt(np.maximum(values, 0))).astype(np.float32)
 
 
 def kmeans_assign(

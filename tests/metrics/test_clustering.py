@@ -133,16 +133,17 @@ def test_bad_input_is_a_clear_error(emb, labels, message):
         clustering_metrics(emb, labels)
 
 
-def test_principal_components_match_an_svd_projection():
+@pytest.mark.parametrize("n", [300, 5])  # more points than dimensions, and fewer (raw pixels)
+def test_principal_components_match_an_svd_projection(n):
     from dml.metrics.clustering import principal_components
 
     rng = np.random.default_rng(0)
     # anisotropic cloud off the origin: distinct variances, so each axis is defined up to sign
-    x = (rng.normal(size=(300, 6)) * [9.0, 5.0, 3.0, 2.0, 1.0, 0.5] + 4.0).astype(np.float32)
+    x = (rng.normal(size=(n, 6)) * [9.0, 5.0, 3.0, 2.0, 1.0, 0.5] + 4.0).astype(np.float32)
     got = principal_components(x, 3)
     centred = x.astype(np.float64) - x.astype(np.float64).mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     want = centred @ vt[:3].T
-    assert got.dtype == np.float32 and got.shape == (300, 3)
+    assert got.dtype == np.float32 and got.shape == (n, 3)
     signs = np.sign((got * want).sum(0))
     np.testing.assert_allclose(got * signs, want, rtol=1e-4, atol=1e-3)
