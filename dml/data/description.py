@@ -36,7 +36,7 @@ class DatasetInfo:
     splits: tuple[str, ...]
     archives: tuple[Archive, ...] = field(default_factory=tuple)
     note: str | None = None
-    counts: Mapping[str, tuple[int, int | None]] = field(default_factory=dict)
+    counts: Mapping[str, tuple[int, int | None]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.archives and not self.note:
