@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    public = ", ".join(name for name, info in DATASETS.items() if info.archives)
     dl = sub.add_parser(
-        "download", help="download and unpack a dataset's public archives (cub200, sop, lfw)"
+        "download", help=f"download and unpack a dataset's public archives ({public})"
     )
     dl.add_argument("name", help=names)
     dl.add_argument(

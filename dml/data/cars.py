@@ -7,13 +7,20 @@ from pathlib import Path
 
 import numpy as np
 
+from dml.data.description import DatasetInfo
 from dml.data.image_list import ImageListDataset, check_split, require_file
 
-HAND_DOWNLOAD = (
-    "Stanford Cars has no working public download (the original ai.stanford.edu links are "
-    "dead). Get car_ims.tgz and cars_annos.mat from a mirror you trust (e.g. the Kaggle "
-    "'stanford-cars-dataset' copies) and arrange them as ROOT/cars_annos.mat and "
-    "ROOT/car_ims/000001.jpg ... ROOT/car_ims/016185.jpg, then run `dml-data check cars196 --root ROOT`."
+DATASET = DatasetInfo(
+    name="cars196",
+    target="dml.data.cars.Cars196",
+    splits=("train", "test"),
+    note=(
+        "Stanford Cars has no working public download (the original ai.stanford.edu links are "
+        "dead). Get car_ims.tgz and cars_annos.mat from a mirror you trust (e.g. the Kaggle "
+        "'stanford-cars-dataset' copies) and arrange them as ROOT/cars_annos.mat and "
+        "ROOT/car_ims/000001.jpg ... ROOT/car_ims/016185.jpg, then run `dml-data check cars196 --root ROOT`."
+    ),
+    counts={"train": (8054, 98), "test": (8131, 98)},
 )
 
 
@@ -30,8 +37,8 @@ class Cars196(ImageListDataset):
     """Cars196: ``root`` holds ``cars_annos.mat`` (relative_im_path, bbox_x1..bbox_y2, class
     1-196) and ``car_ims/``."""
 
-    name = "cars196"
-    expected_counts = {"train": (8054, 98), "test": (8131, 98)}
+    name = DATASET.name
+    expected_counts = DATASET.counts
     splits = {"train": (1, 98), "test": (99, 196)}
 
     def __init__(
@@ -47,7 +54,7 @@ class Cars196(ImageListDataset):
         check_split("Cars196", split, self.splits)
         base = Path(root).expanduser()
         mat_path = require_file(
-            base / "cars_annos.mat", self.name, HAND_DOWNLOAD.replace("ROOT", str(root))
+            base / "cars_annos.mat", self.name, DATASET.note.replace("ROOT", str(root))
         )
         try:
             annotations = loadmat(mat_path)["annotations"].reshape(-1)

@@ -6,8 +6,20 @@ import csv
 import os
 from pathlib import Path
 
+from dml.data.description import DatasetInfo
 from dml.data.folder import class_disjoint_split
 from dml.data.image_list import DatasetLayoutError, ImageListDataset
+
+# your own table: no official counts, the splits come from its split column or the cut
+DATASET = DatasetInfo(
+    name="csv",
+    target="dml.data.csvfile.CsvDataset",
+    splits=("train", "test"),
+    note=(
+        "this is your own data, nothing to download: put it under ROOT (see the README's "
+        "'Own data'), then check it with `dml-data check csv --root ROOT --verify-images`"
+    ),
+)
 
 
 def read_rows(path: Path) -> list[tuple[str, str, str | None]]:
@@ -31,7 +43,7 @@ class CsvDataset(ImageListDataset):
     rows (train | test | query | gallery | any name; query and gallery share labels); without,
     train | test cut the sorted labels at ``train_fraction`` (class-disjoint) and ``all`` keeps all."""
 
-    name = "csv"
+    name = DATASET.name
 
     @staticmethod
     def available_splits(

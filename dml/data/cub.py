@@ -7,7 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
+from dml.data.description import DatasetInfo
+from dml.data.download import Archive
 from dml.data.image_list import ImageListDataset, check_split, find_root, require_file
+
+DATASET = DatasetInfo(
+    name="cub200",
+    target="dml.data.cub.CUB200",
+    splits=("train", "test"),
+    archives=(
+        Archive(
+            "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
+            "97eceeb196236b17998738112f37df78",
+        ),
+    ),
+    counts={"train": (5864, 100), "test": (5924, 100)},
+)
 
 _HINT = "Get it with `dml-data download cub200 --root {root}` (CUB_200_2011.tgz, 1.1 GB)."
 
@@ -32,8 +47,8 @@ class CUB200(ImageListDataset):
     """CUB200-2011: ``root`` holds ``CUB_200_2011/`` (images.txt, image_class_labels.txt,
     classes.txt, bounding_boxes.txt, images/); the files are joined by image id."""
 
-    name = "cub200"
-    expected_counts = {"train": (5864, 100), "test": (5924, 100)}
+    name = DATASET.name
+    expected_counts = DATASET.counts
     splits = {"train": (1, 100), "test": (101, 200)}
 
     def __init__(

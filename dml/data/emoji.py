@@ -13,16 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dml.data.shipped import (
-    ShippedImages,
-    check_image_size,
-    check_split_sizes,
-    load_shipped,
-    shipped_images,
-    split_classes,
-)
+from dml.data.shipped import ShippedImages, load_shipped
 
-FILE = "emoji.npz"
 COARSE_LEVELS = ("subgroup", "group")
 
 
@@ -34,6 +26,9 @@ class Emoji(ShippedImages):
     at least min_vendors of the chosen vendors draw it. label picks `.labels`: fine (the emoji) or
     coarse (its Unicode `coarse` level: subgroup or group).
     """
+
+    file = "emoji.npz"
+    dataset = "emoji"
 
     def __init__(
         self,
@@ -49,7 +44,7 @@ class Emoji(ShippedImages):
         vendors: Sequence[str] | None = None,
         min_vendors: int = 4,
     ) -> None:
-        data = load_shipped(FILE)
+        data = load_shipped(self.file)
         if coarse not in COARSE_LEVELS:
             raise ValueError(
                 f"dataset.coarse={coarse!r} is not an emoji label level; use dataset.coarse=subgroup "
@@ -71,25 +66,25 @@ class Emoji(ShippedImages):
                 f"dataset.min_vendors={min_vendors!r}: an emoji needs drawings by at least 2 vendors to have a "
                 f"positive to retrieve; choose an integer from 2 to {len(chosen)} (the vendors chosen)"
             )
-        size = check_image_size(image_size, int(data["images"].shape[1]), "emoji")
         label_of, vendor_of = data["label"].astype(np.int64), data["vendor"].astype(np.int64)
         use = np.isin(vendor_of, [names.index(v) for v in chosen])
         drawn = np.bincount(label_of[use], minlength=len(data["class_names"]))
-        classes = split_classes(
-            np.flatnonzero(drawn >= min_vendors), split, seed, train_fraction, num_classes
-        )
-        keep = np.flatnonzero(use & np.isin(label_of, classes))
         level = data["class_subgroup"] if coarse == "subgroup" else data["class_group"]
         super().__init__(
-            shipped_images(FILE, size)[keep],
-            label_of[keep],
-            level.astype(np.int64)[label_of[keep]],
-            label,
-            data["class_names"],
-            data["subgroup_names"] if coarse == "subgroup" else data["group_names"],
+            split,
             transform,
+            image_size,
+            seed,
+            train_fraction,
+            num_classes,
+            label,
+            fine=label_of,
+            coarse=level.astype(np.int64)[label_of],
+            candidates=np.flatnonzero(drawn >= min_vendors),
+            class_names=data["class_names"],
+            coarse_names=data["subgroup_names"] if coarse == "subgroup" else data["group_names"],
+            usable=use,
         )
-        check_split_sizes(self.labels, split, "emoji", self.label_level)
-        self.vendors = vendor_of[keep]
+        self.vendors = vendor_of[self.indices]
         self.vendor_names = np.asarray(names)
         self.class_codes = data["class_codes"]

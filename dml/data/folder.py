@@ -5,7 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dml.data.description import DatasetInfo
 from dml.data.image_list import DatasetLayoutError, ImageListDataset
+
+# your own images: no official counts, the splits come from the folder
+DATASET = DatasetInfo(
+    name="folder",
+    target="dml.data.folder.FolderDataset",
+    splits=("train", "test"),
+    note=(
+        "this is your own data, nothing to download: put it under ROOT (see the README's "
+        "'Own data'), then check it with `dml-data check folder --root ROOT --verify-images`"
+    ),
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -26,7 +38,7 @@ class FolderDataset(ImageListDataset):
     present, ``split`` picks that folder; otherwise ``split`` train | test cuts the sorted
     classes at ``train_fraction`` (class-disjoint, the DML protocol), and ``all`` keeps all."""
 
-    name = "folder"
+    name = DATASET.name
 
     @staticmethod
     def available_splits(root: str | os.PathLike, **options) -> tuple[str, ...]:

@@ -13,16 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dml.data.shipped import (
-    ShippedImages,
-    check_image_size,
-    check_split_sizes,
-    load_shipped,
-    shipped_images,
-    split_classes,
-)
+from dml.data.shipped import ShippedImages, load_shipped
 
-FILE = "fonts.npz"
 CLASS_KINDS = ("font", "char")
 
 
@@ -34,6 +26,9 @@ class Fonts(ShippedImages):
     train_fraction / num_classes pick the split's classes (dml.data.shipped.split_classes); label
     picks `.labels`: fine (the classes) or coarse.
     """
+
+    file = "fonts.npz"
+    dataset = "fonts"
 
     def __init__(
         self,
@@ -52,26 +47,24 @@ class Fonts(ShippedImages):
                 f"dataset.classes={classes!r}: use dataset.classes=font (463 classes, coarse label the character) "
                 "or dataset.classes=char (62 classes, coarse label the font)"
             )
-        data = load_shipped(FILE)
-        size = check_image_size(image_size, int(data["images"].shape[1]), "fonts")
+        data = load_shipped(self.file)
         font, char = data["font"].astype(np.int64), data["char"].astype(np.int64)
-        fine, coarse = (font, char) if classes == "font" else (char, font)
         names = (data["font_names"], data["char_names"])
         fine_names, coarse_names = names if classes == "font" else names[::-1]
-        split_ids = split_classes(
-            np.arange(len(fine_names)), split, seed, train_fraction, num_classes
-        )
-        keep = np.flatnonzero(np.isin(fine, split_ids))
         super().__init__(
-            shipped_images(FILE, size)[keep],
-            fine[keep],
-            coarse[keep],
-            label,
-            fine_names,
-            coarse_names,
+            split,
             transform,
+            image_size,
+            seed,
+            train_fraction,
+            num_classes,
+            label,
+            fine=font if classes == "font" else char,
+            coarse=char if classes == "font" else font,
+            candidates=np.arange(len(fine_names)),
+            class_names=fine_names,
+            coarse_names=coarse_names,
         )
-        check_split_sizes(self.labels, split, "fonts", self.label_level)
         self.classes_kind = classes
-        self.fonts, self.chars = font[keep], char[keep]
+        self.fonts, self.chars = font[self.indices], char[self.indices]
         self.font_names, self.char_names = data["font_names"], data["char_names"]

@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dml.data.description import DatasetInfo
 from dml.data.image_list import ImageListDataset, check_split, require_file
 
-HAND_DOWNLOAD = (
-    "In-Shop (DeepFashion) is only distributed through the authors' Google Drive "
-    "(http://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html): download "
-    "'Eval/list_eval_partition.txt' and 'Img/img.zip', then arrange them as "
-    "ROOT/list_eval_partition.txt and ROOT/img/... (unzip img.zip inside ROOT), and run "
-    "`dml-data check inshop --root ROOT`."
+DATASET = DatasetInfo(
+    name="inshop",
+    target="dml.data.inshop.InShop",
+    splits=("train", "query", "gallery"),
+    note=(
+        "In-Shop (DeepFashion) is only distributed through the authors' Google Drive "
+        "(http://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html): download "
+        "'Eval/list_eval_partition.txt' and 'Img/img.zip', then arrange them as "
+        "ROOT/list_eval_partition.txt and ROOT/img/... (unzip img.zip inside ROOT), and run "
+        "`dml-data check inshop --root ROOT`."
+    ),
+    counts={"train": (25882, 3997), "query": (14218, None), "gallery": (12612, None)},
 )
-SPLITS = ("train", "query", "gallery")
 
 
 class InShop(ImageListDataset):
@@ -22,13 +28,13 @@ class InShop(ImageListDataset):
     then ``path item_id train|query|gallery``) and ``img/``. Query and gallery share one label
     space, so their labels compare directly."""
 
-    name = "inshop"
-    expected_counts = {"train": (25882, 3997), "query": (14218, None), "gallery": (12612, None)}
+    name = DATASET.name
+    expected_counts = DATASET.counts
 
     def __init__(
         self, root: str | os.PathLike, split: str = "train", transform=None, **kwargs
     ) -> None:
-        check_split("InShop", split, SPLITS)
+        check_split("InShop", split, DATASET.splits)
         base = Path(root).expanduser()
         if (
             not (base / "list_eval_partition.txt").exists()
@@ -39,7 +45,7 @@ class InShop(ImageListDataset):
             path = require_file(
                 base / "list_eval_partition.txt",
                 self.name,
-                HAND_DOWNLOAD.replace("ROOT", str(root)),
+                DATASET.note.replace("ROOT", str(root)),
             )
         rows = _read_partition(path)
         chosen = [r for r in rows if r[2] == split]
@@ -70,7 +76,7 @@ def _read_partition(path: Path) -> list[tuple[str, str, str]]:
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 3 or parts[2] not in SPLITS:
+        if len(parts) != 3 or parts[2] not in DATASET.splits:
             raise ValueError(
                 f"{path}:{number}: expected 'path item_id train|query|gallery', got {line!r}"
             )

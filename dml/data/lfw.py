@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dml.data.description import DatasetInfo
+from dml.data.download import Archive
 from dml.data.image_list import (
     DatasetCountWarning,
     DatasetLayoutError,
@@ -19,6 +21,21 @@ from dml.data.image_list import (
 
 _HINT = "Get it with `dml-data download lfw --root {root}` (lfw.tgz, 173 MB, and pairs.txt)."
 SPLITS = ("pairs", "all", "train")
+# `dml-data check` and `cache` visit the pairs split; "all" has the official image count
+DATASET = DatasetInfo(
+    name="lfw",
+    target="dml.data.lfw.LFW",
+    splits=("pairs",),
+    archives=(
+        Archive("http://vis-www.cs.umass.edu/lfw/lfw.tgz", "a17d05bd522c52d84eca14327a23d494"),
+        Archive(
+            "http://vis-www.cs.umass.edu/lfw/pairs.txt",
+            "9f1ba174e4e1c508ff7cdf10ac338a7d",
+            extract=False,
+        ),
+    ),
+    counts={"all": (13233, 5749)},
+)
 
 
 def image_path(name: str, number: int, images_dir: str = "lfw") -> str:
@@ -72,8 +89,8 @@ class LFW(ImageListDataset):
     identities that no pair uses and that have 2+ images (identity-disjoint from the pairs;
     it has no pairs of its own)."""
 
-    name = "lfw"
-    expected_counts = {"all": (13233, 5749)}
+    name = DATASET.name
+    expected_counts = DATASET.counts
     expected_pairs = 6000
 
     def __init__(

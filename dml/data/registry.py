@@ -1,103 +1,44 @@
-"""The file-backed datasets by config name: class, splits, public archives or hand-download note.
+"""The index of the file-backed datasets, by config name; each is described in its class module.
 
-The dataset classes (and with them torch) are imported on first use of `DatasetInfo.cls`, so that
-`dml-data --help` and a mistyped name answer at once.
+MODULES lists the dataset modules; each module's ``DATASET`` (dml.data.description) is read from
+its source without running it, so `dml-data --help`, a mistyped name and `dml-data download`
+answer without importing torch (the module, and with it torch, is imported on first use of
+`DatasetInfo.cls`). A new dataset: write its module with a DATASET and add the module here.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from dml.data.download import Archive
+from dml.data.description import DatasetInfo, read_description
 
-if TYPE_CHECKING:
-    from dml.data.image_list import ImageListDataset
+__all__ = ["DATASETS", "MODULES", "DatasetInfo", "dataset_info", "default_root", "describe"]
 
-OWN_DATA = (
-    "this is your own data, nothing to download: put it under ROOT (see the README's "
-    "'Own data'), then check it with `dml-data check <folder|csv> --root ROOT --verify-images`"
+#: the dataset modules, in the order `dml-data` lists their names
+MODULES = (
+    "dml.data.cub",
+    "dml.data.cars",
+    "dml.data.sop",
+    "dml.data.inshop",
+    "dml.data.lfw",
+    "dml.data.folder",
+    "dml.data.csvfile",
 )
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A dataset's entry: `target` is its class or the dotted path to it ("dml.data.cub.CUB200");
-    `note` says where to get files that cannot be downloaded (default: the class module's
-    HAND_DOWNLOAD text)."""
-
-    name: str
-    target: type[ImageListDataset] | str
-    splits: tuple[str, ...]
-    archives: tuple[Archive, ...] = field(default_factory=tuple)
-    note: str | None = None
-
-    @property
-    def cls(self) -> type[ImageListDataset]:
-        """The dataset class, imported now if the entry names it by path."""
-        if isinstance(self.target, str):
-            module, _, name = self.target.rpartition(".")
-            return getattr(importlib.import_module(module), name)
-        return self.target
-
-    @property
-    def hand_download(self) -> str | None:
-        """How to get the files by hand (None when the archives download), ROOT for the folder."""
-        if self.note is not None or self.archives:
-            return self.note
-        return getattr(importlib.import_module(self.cls.__module__), "HAND_DOWNLOAD", None)
+def describe(module: str) -> DatasetInfo:
+    """The DATASET of dataset module ``module`` ("dml.data.cub"), from its source when it has one
+    (no import), else from the imported module."""
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.origin and spec.origin.endswith(".py"):
+        return read_description(spec.origin)
+    return importlib.import_module(module).DATASET
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo(
-            "cub200",
-            "dml.data.cub.CUB200",
-            ("train", "test"),
-            (
-                Archive(
-                    "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
-                    "97eceeb196236b17998738112f37df78",
-                ),
-            ),
-        ),
-        DatasetInfo("cars196", "dml.data.cars.Cars196", ("train", "test")),
-        DatasetInfo(
-            "sop",
-            "dml.data.sop.StanfordOnlineProducts",
-            ("train", "test"),
-            (
-                Archive(
-                    "ftp://cs.stanford.edu/cs/cvgl/Stanford_Online_Products.zip",
-                    "7f73d41a2f44250d4779881525aea32e",
-                ),
-            ),
-        ),
-        DatasetInfo("inshop", "dml.data.inshop.InShop", ("train", "query", "gallery")),
-        DatasetInfo(
-            "lfw",
-            "dml.data.lfw.LFW",
-            ("pairs",),
-            (
-                Archive(
-                    "http://vis-www.cs.umass.edu/lfw/lfw.tgz", "a17d05bd522c52d84eca14327a23d494"
-                ),
-                Archive(
-                    "http://vis-www.cs.umass.edu/lfw/pairs.txt",
-                    "9f1ba174e4e1c508ff7cdf10ac338a7d",
-                    extract=False,
-                ),
-            ),
-        ),
-        # your own images: no official counts, the splits come from the folder or the table
-        DatasetInfo("folder", "dml.data.folder.FolderDataset", ("train", "test"), note=OWN_DATA),
-        DatasetInfo("csv", "dml.data.csvfile.CsvDataset", ("train", "test"), note=OWN_DATA),
-    )
-}
+DATASETS: dict[str, DatasetInfo] = {info.name: info for info in map(describe, MODULES)}
 
 
 def dataset_info(name: str) -> DatasetInfo:

@@ -150,25 +150,53 @@ def check_split_sizes(labels: np.ndarray, split: str, dataset: str, level: str) 
 
 
 class ShippedImages(_ArrayImages):
-    """A split of a shipped set: images, `.labels` (the chosen level), `.fine_labels`, `.coarse_labels`
-    (both also as `.label_levels`, dml.data.levels), and the names behind the ids
-    (`.class_names[fine]`, `.coarse_names[coarse]`)."""
+    """A class-disjoint split of a shipped set: images, `.labels` (the chosen level),
+    `.fine_labels`, `.coarse_labels` (both also as `.label_levels`, dml.data.levels), the names
+    behind the ids (`.class_names[fine]`, `.coarse_names[coarse]`) and `.indices`, the positions
+    of the split's images in the shipped file.
+
+    A subclass names its shipped `file` and its config name `dataset`, checks its own options and
+    hands over the fine and coarse id of every stored image and the classes that may be drawn
+    (`candidates`); seed / train_fraction / num_classes pick the split's classes among them
+    (`split_classes`), and `usable` (a mask over the stored images, None: all) drops images.
+    """
+
+    file: str
+    dataset: str
 
     def __init__(
         self,
-        images: np.ndarray,
+        split: str,
+        transform: Callable | None,
+        image_size: int,
+        seed: int,
+        train_fraction: float,
+        num_classes: int | None,
+        label: str,
+        *,
         fine: np.ndarray,
         coarse: np.ndarray,
-        label: str,
+        candidates: np.ndarray,
         class_names: np.ndarray,
         coarse_names: np.ndarray,
-        transform: Callable | None,
+        usable: np.ndarray | None = None,
     ) -> None:
+        stored = int(load_shipped(self.file)["images"].shape[1])
+        size = check_image_size(image_size, stored, self.dataset)
+        classes = split_classes(candidates, split, seed, train_fraction, num_classes)
+        chosen = np.isin(fine, classes)
+        self.indices = np.flatnonzero(chosen if usable is None else usable & chosen)
+        fine, coarse = fine[self.indices], coarse[self.indices]
         level = check_label_level(label)
-        super().__init__(images, fine if level == "fine" else coarse, transform)
+        super().__init__(
+            shipped_images(self.file, size)[self.indices],
+            fine if level == "fine" else coarse,
+            transform,
+        )
         self.label_level = level
         self.fine_labels = np.asarray(fine, dtype=np.int64)
         self.coarse_labels = np.asarray(coarse, dtype=np.int64)
         self.label_levels = {"fine": self.fine_labels, "coarse": self.coarse_labels}
         self.class_names = np.asarray(class_names)
         self.coarse_names = np.asarray(coarse_names)
+        check_split_sizes(self.labels, split, self.dataset, self.label_level)

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import os
 
+from dml.data.description import DatasetInfo
+from dml.data.download import Archive
 from dml.data.image_list import ImageListDataset, check_split, find_root, require_file
+
+DATASET = DatasetInfo(
+    name="sop",
+    target="dml.data.sop.StanfordOnlineProducts",
+    splits=("train", "test"),
+    archives=(
+        Archive(
+            "ftp://cs.stanford.edu/cs/cvgl/Stanford_Online_Products.zip",
+            "7f73d41a2f44250d4779881525aea32e",
+        ),
+    ),
+    counts={"train": (59551, 11318), "test": (60502, 11316)},
+)
 
 _HINT = "Get it with `dml-data download sop --root {root}` (Stanford_Online_Products.zip, 2.9 GB)."
 HEADER = ["image_id", "class_id", "super_class_id", "path"]
@@ -14,8 +29,8 @@ class StanfordOnlineProducts(ImageListDataset):
     """SOP: ``root`` holds ``Stanford_Online_Products/`` with ``Ebay_train.txt`` and
     ``Ebay_test.txt`` (header ``image_id class_id super_class_id path``; paths relative to it)."""
 
-    name = "sop"
-    expected_counts = {"train": (59551, 11318), "test": (60502, 11316)}
+    name = DATASET.name
+    expected_counts = DATASET.counts
     files = {"train": "Ebay_train.txt", "test": "Ebay_test.txt"}
 
     def __init__(

@@ -210,3 +210,14 @@ def test_a_bad_dataset_option_stops_dml_train_cleanly(compose_cfg, tiny_run):
     with pytest.raises(ConfigError, match="dataset.label='medium'"):
         train(cfg)
     assert not out.exists()
+
+
+def test_indices_place_a_split_in_the_shipped_file():
+    emoji, chars = Emoji(split="test", min_vendors=5), Fonts(split="train", classes="char")
+    for data in (emoji, chars):
+        stored = load_shipped(data.file)
+        assert np.array_equal(data.images, stored["images"][data.indices])
+    stored = load_shipped("emoji.npz")
+    assert np.array_equal(emoji.fine_labels, stored["label"][emoji.indices])
+    assert np.array_equal(emoji.vendors, stored["vendor"][emoji.indices])
+    assert np.array_equal(chars.fine_labels, load_shipped("fonts.npz")["char"][chars.indices])

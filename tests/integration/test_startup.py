@@ -38,6 +38,7 @@ def _run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         ("data", ("--help",), 0),
         ("data", ("download", "--help"), 0),
         ("data", ("check", "imagenet"), 2),  # an unknown dataset name
+        ("data", ("download", "cars196"), 2),  # a hand-only dataset: the note says how
         ("train", ("--help",), 0),
         ("train", ("trainer.max_epochs=abc",), 2),
         ("train", ("loss=nope",), 1),  # Hydra's own error for an unknown choice
