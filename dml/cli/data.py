@@ -4,6 +4,10 @@ dml-data download cub200 --root ~/dml_data/cub200
 dml-data check sop --root ~/dml_data/sop [--verify-images]
 dml-data check folder --root /data/my_images --verify-images   # your own data (folder or csv)
 dml-data cache cub200 --root ... --cache-dir ... --size 256
+
+Exit codes: 0 done / every check passed; 1 a check found problems (counts, bad images) or the
+network failed a download; 2 bad input (an unknown dataset or option, a folder without the
+dataset's files, an archive whose checksum is wrong): one line from dml, nothing half-written.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def _download(args: argparse.Namespace) -> int:
             print(f"error: {err}{hint}", file=sys.stderr)
             if created and root.is_dir() and not any(root.iterdir()):
                 root.rmdir()  # nothing half-written: the folder this command made is removed
-            return 1
+            # a wrong archive (checksum) or a missing --from-dir file is bad input; the network is not
+            return 2 if args.from_dir or isinstance(err, ChecksumError) else 1
     print(f"done; check it with: dml-data check {info.name} --root {root}")
     return 0
 
@@ -77,9 +82,9 @@ def _check(args: argparse.Namespace) -> int:
         reports = check_dataset(
             info.name, root, verify_images=args.verify_images, progress=not args.quiet, **options
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError) as err:  # the folder lacks the dataset's files: bad input
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     print(format_reports(info.name, root, reports))
     return 0 if all(r.ok for r in reports) else 1
 

@@ -36,7 +36,7 @@ def test_check_lfw_reports_pairs(lfw_root, capsys):
 
 
 def test_check_missing_layout_explains(tmp_path, capsys):
-    assert main(["check", "sop", "--root", str(tmp_path)]) == 1
+    assert main(["check", "sop", "--root", str(tmp_path)]) == 2  # bad input, not a failed check
     assert "dml-data download sop" in capsys.readouterr().err
 
 
@@ -113,7 +113,7 @@ def test_download_from_dir_checks_md5(tmp_path, capsys):
             "--quiet",
         ]
     )
-    assert code == 1
+    assert code == 2  # a wrong archive is bad input
     err = capsys.readouterr().err
     assert "expected 97eceeb196236b17998738112f37df78" in err
     assert not (tmp_path / "root" / "CUB_200_2011.tgz").exists()
@@ -183,7 +183,7 @@ def test_check_csv_uses_the_split_column_and_the_table_option(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| train | 4 | - | 2 | - | ok; 2-2 images per class |" in out
     assert "| test | 1 | - | 1 | - | ok; 1-1 images per class, 1 class(es) with 1 image" in out
-    assert main(["check", "csv", "--root", str(root), "--quiet"]) == 1  # no labels.csv there
+    assert main(["check", "csv", "--root", str(root), "--quiet"]) == 2  # no labels.csv there
     assert "labels.csv" in capsys.readouterr().err
     assert main(["check", "cub200", "--csv-file", "x.csv"]) == 2
     assert "--csv-file applies to csv only" in capsys.readouterr().err
