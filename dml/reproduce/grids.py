@@ -29,9 +29,10 @@ numbers. One torch thread per run and two processes at a time (`--jobs 2 --threa
   29.2 CPU-s together (282 s wall at load 15), process start included. Seed 0 moved MAP@R of the
   unseen emoji from 0.098 (untrained head; the trunk's own features: 0.136) to 0.167.
 
-Full profile: 22 methods x 8 seeds = 176 runs, about 176 x 15 CPU-s + 2 x 50 CPU-s of feature
-extraction = 2,700 CPU-s: about 25 minutes on 2 idle cores with `--jobs 2` (the issue's budget is 2
-hours; a machine shared with other work takes longer). The quick profile stays on the small
+Full profile: 22 methods x 8 seeds = 176 runs. Measured: `dml-reproduce all` from an empty feature
+cache, on the 2 cores with only a `nice -n 19` job beside it, took 13.3 minutes of wall time (21.7
+CPU-min user + 2.7 system) with `--jobs 2` (the issue's budget is 2 hours; a machine shared with
+other work takes longer). The quick profile stays on the small
 embedded sets (digits, synthetic) with a small CNN, which need no feature cache: it checks the
 machinery end to end in minutes (tests/reproduce/test_quick_end_to_end.py) and decides little.
 """
