@@ -21,14 +21,18 @@ class DropMessages(logging.Filter):
         return not record.getMessage().startswith(self.prefixes)
 
 
-# Lightning's advert for its cloud logger, logged by every Trainer that has no LitLogger
-_LIGHTNING_TIPS = DropMessages("💡 Tip: For seamless cloud logging")
+# Lightning's adverts: for its cloud logger (every Trainer without a LitLogger) and for its model
+# registry (a Trainer with checkpointing on but no ModelCheckpoint callback, e.g. callbacks=none)
+_LIGHTNING_TIPS = DropMessages(
+    "💡 Tip: For seamless cloud logging", "💡 Tip: For seamless cloud uploads"
+)
 
 
 def quiet_known_noise() -> None:
     """Filter the messages that every run printed and no user can act on:
 
-    - Lightning's "💡 Tip: ... litlogger" advert (INFO on pytorch_lightning.utilities.rank_zero);
+    - Lightning's "💡 Tip: ... litlogger" and "... litmodels" adverts (INFO on
+      pytorch_lightning.utilities.rank_zero);
     - torch's FutureWarning "`isinstance(treespec, LeafSpec)` is deprecated", which Lightning's own
       pytree code (pytorch_lightning/utilities/_pytree.py) triggers on every fit.
     """

@@ -17,6 +17,7 @@ from tests.composing import compose_train
 
 NOISE = (
     "litlogger",  # Lightning's advert for its cloud logger
+    "litmodels",  # ... and for its model registry (checkpointing on, no ModelCheckpoint)
     "LeafSpec",  # torch's deprecation, triggered by Lightning's own pytree code
     "anonymous setting",  # wandb's warning about the anonymous=None Lightning passes
     "Previous log files",  # Lightning's CSV logger on resume: the rows are kept, not deleted
@@ -62,3 +63,11 @@ def test_a_run_and_its_resume_show_no_known_noise(tmp_path, capfd, caplog, monke
         run = Path(line.split(": ", 1)[1].split(";", 1)[0])
         assert run.is_dir() and line.endswith(f"sync it with: wandb sync {run}")
     assert (out / "csv" / "metrics.csv").is_file()
+
+
+def test_a_run_without_callbacks_shows_no_model_registry_advert(tmp_path, capfd, caplog):
+    caplog.set_level(logging.INFO)
+    overrides = ["debug=tiny", "logger=none", "callbacks=none", "eval.before_training=false"]
+    text = _console(compose_train(tmp_path / "run", overrides), capfd, caplog)
+    shown = [noise for noise in NOISE if noise in text]
+    assert not shown, shown
