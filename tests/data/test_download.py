@@ -3,6 +3,8 @@
 import ftplib
 import hashlib
 import io
+import re
+import stat
 import tarfile
 import threading
 import zipfile
@@ -461,3 +463,56 @@ def test_ftp_download_is_anonymous_without_credentials_and_works_without_size(fa
     assert dest.read_bytes() == GOOD
     assert ("login", "anonymous", "anonymous@") in fake_ftp.log
     assert ("transfercmd", "RETR /pub/a.tgz", None) in fake_ftp.log
+
+
+def test_download_creates_missing_parent_folders(server, tmp_path):
+    server.files["/a.tgz"] = GOOD
+    dest = tmp_path / "x" / "y" / "a.tgz"
+    assert download(server.url + "/a.tgz", dest, _md5(GOOD), retries=0, progress=False) == dest
+    assert dest.read_bytes() == GOOD
+
+
+def test_tar_extraction_creates_missing_folders_and_accepts_a_dot_member(tmp_path):
+    # `tar -C dir -czf a.tgz .` writes a "." member first: it is the target itself, not outside
+    path = tmp_path / "a.tgz"
+    path.write_bytes(_tgz([(".", None), ("./d", None), ("./d/f.txt", b"hi")]))
+    target = tmp_path / "x" / "y" / "t"
+    assert safe_extract(path, target) == [target / "d"]
+    assert (target / "d" / "f.txt").read_text() == "hi"
+
+
+def test_tar_extraction_drops_setuid_and_group_or_other_write_bits(tmp_path):
+    # tarfile's "data" filter, on top of the member checks: no setuid file, nothing world-writable
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("run.sh")
+        info.size, info.mode = 2, 0o4777
+        tar.addfile(info, io.BytesIO(b"hi"))
+    path = tmp_path / "a.tgz"
+    path.write_bytes(buf.getvalue())
+    safe_extract(path, tmp_path / "t")
+    mode = (tmp_path / "t" / "run.sh").stat().st_mode
+    assert mode & 0o7000 == 0 and mode & 0o022 == 0, oct(mode)
+
+
+def test_zip_symlink_is_resolved_from_its_own_folder(tmp_path):
+    # "d/link -> ../d/f.txt" stays inside; the same text read from the target root would not
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("d/f.txt", "hi")
+        link = zipfile.ZipInfo("d/link")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "../d/f.txt")
+    assert safe_extract(path, tmp_path / "t") == [tmp_path / "t" / "d"]
+
+
+@pytest.mark.parametrize("kind", ["tgz", "zip"])
+def test_unsafe_member_error_names_the_archive(tmp_path, kind):
+    path = tmp_path / f"bad.{kind}"
+    if kind == "tgz":
+        path.write_bytes(_tgz([("../evil.txt", b"1")]))
+    else:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("../evil.txt", "1")
+    with pytest.raises(UnsafeArchiveError, match=rf"^{re.escape(str(path))}: member '\.\./evil"):
+        safe_extract(path, tmp_path / "t")
