@@ -222,6 +222,11 @@ def test_load_model_weights_fits_or_names_the_difference(tmp_path):
         ConfigError, match=r"\[6, 8\] in the checkpoint, \[4, 8\] in this run.*Drop the overrides"
     ):
         load_model_weights(model, _ckpt(dim=6), tmp_path / "a.ckpt", {"embedding_dim": 4})
+    # the error names the checkpoint file and the config value that differs
+    with pytest.raises(ConfigError, match=re.escape(repr(str(tmp_path / "a.ckpt")))):
+        load_model_weights(model, _ckpt(dim=6), tmp_path / "a.ckpt", {"embedding_dim": 4})
+    with pytest.raises(ConfigError, match=re.escape("embedding_dim (checkpoint 6, this run 4)")):
+        load_model_weights(model, _ckpt(dim=6), tmp_path / "a.ckpt", {"embedding_dim": 4})
 
 
 def test_resume_checkpoint_resolution(tmp_path):
