@@ -516,3 +516,18 @@ def test_unsafe_member_error_names_the_archive(tmp_path, kind):
             zf.writestr("../evil.txt", "1")
     with pytest.raises(UnsafeArchiveError, match=rf"^{re.escape(str(path))}: member '\.\./evil"):
         safe_extract(path, tmp_path / "t")
+
+
+def test_tar_links_inside_the_target_are_extracted(tmp_path):
+    # a symlink is read from its own folder ("d/s -> ../d/f.txt" stays inside), a hard link's
+    # target from the archive root
+    path = tmp_path / "a.tgz"
+    members = [("d", None), ("d/f.txt", b"hi"), ("d/s", ("sym", "../d/f.txt"))]
+    path.write_bytes(_tgz([*members, ("d/h.txt", ("lnk", "d/f.txt"))]))
+    safe_extract(path, tmp_path / "t")
+    assert (tmp_path / "t" / "d" / "s").read_text() == "hi"
+    assert (tmp_path / "t" / "d" / "h.txt").read_text() == "hi"
+    # ... and one in a subfolder that climbs out is refused
+    path.write_bytes(_tgz([("d", None), ("d/s", ("sym", "../../evil.txt"))]))
+    with pytest.raises(UnsafeArchiveError, match="symlink 'd/s'"):
+        safe_extract(path, tmp_path / "u")
