@@ -237,6 +237,8 @@ def test_complete_part_file_gets_416_and_is_accepted(server, tmp_path):
     (tmp_path / "big.tgz.part").write_bytes(GOOD)
     download(server.url + "/big.tgz", tmp_path / "big.tgz", _md5(GOOD), progress=False)
     assert (tmp_path / "big.tgz").read_bytes() == GOOD
+    # accepted as it is: one ranged request, not a truncation and a second full download
+    assert server.requests == [("/big.tgz", f"bytes={len(GOOD)}-")]
 
 
 # ---- guards found missing by mutation testing (make mutation) --------------------------------
