@@ -533,3 +533,25 @@ def test_tar_links_inside_the_target_are_extracted(tmp_path):
     path.write_bytes(_tgz([("d", None), ("d/s", ("sym", "../../evil.txt"))]))
     with pytest.raises(UnsafeArchiveError, match="symlink 'd/s'"):
         safe_extract(path, tmp_path / "u")
+
+
+@pytest.mark.parametrize("kind", ["file", "sym", "lnk", "zip", "zip-sym"])
+def test_the_check_is_against_the_real_target(tmp_path, kind):
+    # "../None/x" climbs out of t/ into a sibling folder: a check against any other base
+    # (such as str(None)) would let it through
+    path = tmp_path / ("a.zip" if kind.startswith("zip") else "a.tgz")
+    if kind == "file":
+        path.write_bytes(_tgz([("../None/x", b"2")]))
+    elif kind in ("sym", "lnk"):
+        path.write_bytes(_tgz([("x", (kind, "../None/x"))]))
+    else:
+        with zipfile.ZipFile(path, "w") as zf:
+            if kind == "zip":
+                zf.writestr("../None/x", "2")
+            else:
+                link = zipfile.ZipInfo("x")
+                link.external_attr = (stat.S_IFLNK | 0o777) << 16
+                zf.writestr(link, "../None/x")
+    with pytest.raises(UnsafeArchiveError, match="outside"):
+        safe_extract(path, tmp_path / "t")
+    assert not (tmp_path / "None").exists()
