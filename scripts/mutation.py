@@ -21,6 +21,7 @@ goes to mutmut.log beside it). Exits 1 when a module scores under --min-score.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -62,6 +63,8 @@ COPIED = ("dml", "tests", "configs", "setup.py", "pyproject.toml")
 # mutmut's verdicts that count as noticed: a test failed, or the change made the tests hang
 KILLED = ("killed", "timeout")
 MUTMUT_STATUS = re.compile(r"^\s*(\S+): (\w[\w ]*)$")
+# the exit code mutmut records when its worker raised instead of running the tests
+MUTMUT_WORKER_ERROR = 255
 
 
 def find_target(module: str) -> Target:
@@ -140,8 +143,23 @@ def mutmut(
     )
 
 
+def run_errors(work: Path) -> set[str]:
+    """The mutants whose test run raised inside mutmut instead of running the tests.
+
+    mutmut 3.8 turns an exception in its worker (for instance pytest's "not found" for a test
+    id it cannot select again, exit 4) into exit code 255, which `mutmut results` reports as a
+    "timeout", that is as detected. Its per-file .meta records keep the exit code; those
+    mutants were never tested, so they count as errors here, not as kills.
+    """
+    errors = set()
+    for meta in (work / "mutants").rglob("*.meta"):
+        codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+        errors |= {name for name, code in codes.items() if code == MUTMUT_WORKER_ERROR}
+    return errors
+
+
 def statuses(work: Path) -> dict[str, str]:
-    """Mutant name -> mutmut's verdict (killed, survived, timeout, no tests, ...)."""
+    """Mutant name -> verdict: mutmut's (killed, survived, timeout, no tests, ...) or "error"."""
     out = mutmut(work, "results", "--all", "true", capture=True)
     if out.returncode != 0:
         raise SystemExit(f"mutation: mutmut results failed in {work}:\n{out.stderr}")
@@ -150,6 +168,8 @@ def statuses(work: Path) -> dict[str, str]:
         m = MUTMUT_STATUS.match(line)
         if m:
             found[m.group(1)] = m.group(2).strip()
+    for name in run_errors(work) & found.keys():
+        found[name] = "error"
     return found
 
 
@@ -207,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append((target.source, killed, total, score, seconds, survivors))
         print(f"   {killed} / {total} killed ({score:.1%}) in {seconds:.0f} s", flush=True)
+        errors = sum(v == "error" for v in verdicts.values())
+        if errors:
+            print(
+                f"   {errors} mutants not tested: mutmut could not run their tests (a test id it "
+                "cannot select, e.g. one with quotes or backslashes: give the parametrized test "
+                f"plain ids); they are listed in {survivors}",
+                flush=True,
+            )
 
     print("\n| module | killed / total | score | time (s) | survivors |")
     print("| --- | --- | --- | --- | --- |")

@@ -210,7 +210,8 @@ def _inside(target: Path, relative: str) -> bool:
     """Whether ``target/relative`` stays inside ``target`` (lexically, symlinks not followed)."""
     if not relative or PurePosixPath(relative).is_absolute() or relative.startswith(("/", "\\")):
         return False
-    if ":" in PurePosixPath(relative).parts[0]:  # a Windows drive letter
+    parts = PurePosixPath(relative).parts  # () for ".", the member of `tar -C dir -c .`
+    if parts and ":" in parts[0]:  # a Windows drive letter
         return False
     resolved = os.path.normpath(os.path.join(str(target), relative.replace("\\", "/")))
     return resolved == str(target) or resolved.startswith(str(target) + os.sep)

@@ -3,6 +3,8 @@
 import ftplib
 import hashlib
 import io
+import re
+import stat
 import tarfile
 import threading
 import zipfile
@@ -235,6 +237,8 @@ def test_complete_part_file_gets_416_and_is_accepted(server, tmp_path):
     (tmp_path / "big.tgz.part").write_bytes(GOOD)
     download(server.url + "/big.tgz", tmp_path / "big.tgz", _md5(GOOD), progress=False)
     assert (tmp_path / "big.tgz").read_bytes() == GOOD
+    # accepted as it is: one ranged request, not a truncation and a second full download
+    assert server.requests == [("/big.tgz", f"bytes={len(GOOD)}-")]
 
 
 # ---- guards found missing by mutation testing (make mutation) --------------------------------
@@ -271,7 +275,12 @@ def test_zip_symlink_pointing_out_is_rejected(tmp_path):
     assert safe_extract(tmp_path / "b.zip", tmp_path / "t") == [tmp_path / "t" / "d"]
 
 
-@pytest.mark.parametrize("name", ["C:evil.txt", "\\evil.txt", "", "d\\..\\..\\evil.txt"], ids=repr)
+# plain ids: mutmut cannot select a test again by an id with quotes or backslashes in it
+@pytest.mark.parametrize(
+    "name",
+    ["C:evil.txt", "\\evil.txt", "", "d\\..\\..\\evil.txt"],
+    ids=["drive-letter", "leading-backslash", "empty", "backslash-dotdot"],
+)
 def test_windows_style_and_empty_member_names_are_rejected(tmp_path, name):
     path = tmp_path / "a.zip"
     with zipfile.ZipFile(path, "w") as zf:
@@ -456,3 +465,93 @@ def test_ftp_download_is_anonymous_without_credentials_and_works_without_size(fa
     assert dest.read_bytes() == GOOD
     assert ("login", "anonymous", "anonymous@") in fake_ftp.log
     assert ("transfercmd", "RETR /pub/a.tgz", None) in fake_ftp.log
+
+
+def test_download_creates_missing_parent_folders(server, tmp_path):
+    server.files["/a.tgz"] = GOOD
+    dest = tmp_path / "x" / "y" / "a.tgz"
+    assert download(server.url + "/a.tgz", dest, _md5(GOOD), retries=0, progress=False) == dest
+    assert dest.read_bytes() == GOOD
+
+
+def test_tar_extraction_creates_missing_folders_and_accepts_a_dot_member(tmp_path):
+    # `tar -C dir -czf a.tgz .` writes a "." member first: it is the target itself, not outside
+    path = tmp_path / "a.tgz"
+    path.write_bytes(_tgz([(".", None), ("./d", None), ("./d/f.txt", b"hi")]))
+    target = tmp_path / "x" / "y" / "t"
+    assert safe_extract(path, target) == [target / "d"]
+    assert (target / "d" / "f.txt").read_text() == "hi"
+
+
+def test_tar_extraction_drops_setuid_and_group_or_other_write_bits(tmp_path):
+    # tarfile's "data" filter, on top of the member checks: no setuid file, nothing world-writable
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("run.sh")
+        info.size, info.mode = 2, 0o4777
+        tar.addfile(info, io.BytesIO(b"hi"))
+    path = tmp_path / "a.tgz"
+    path.write_bytes(buf.getvalue())
+    safe_extract(path, tmp_path / "t")
+    mode = (tmp_path / "t" / "run.sh").stat().st_mode
+    assert mode & 0o7000 == 0 and mode & 0o022 == 0, oct(mode)
+
+
+def test_zip_symlink_is_resolved_from_its_own_folder(tmp_path):
+    # "d/link -> ../d/f.txt" stays inside; the same text read from the target root would not
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("d/f.txt", "hi")
+        link = zipfile.ZipInfo("d/link")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "../d/f.txt")
+    assert safe_extract(path, tmp_path / "t") == [tmp_path / "t" / "d"]
+
+
+@pytest.mark.parametrize("kind", ["tgz", "zip"])
+def test_unsafe_member_error_names_the_archive(tmp_path, kind):
+    path = tmp_path / f"bad.{kind}"
+    if kind == "tgz":
+        path.write_bytes(_tgz([("../evil.txt", b"1")]))
+    else:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("../evil.txt", "1")
+    with pytest.raises(UnsafeArchiveError, match=rf"^{re.escape(str(path))}: member '\.\./evil"):
+        safe_extract(path, tmp_path / "t")
+
+
+def test_tar_links_inside_the_target_are_extracted(tmp_path):
+    # a symlink is read from its own folder ("d/s -> ../d/f.txt" stays inside), a hard link's
+    # target from the archive root
+    path = tmp_path / "a.tgz"
+    members = [("d", None), ("d/f.txt", b"hi"), ("d/s", ("sym", "../d/f.txt"))]
+    path.write_bytes(_tgz([*members, ("d/h.txt", ("lnk", "d/f.txt"))]))
+    safe_extract(path, tmp_path / "t")
+    assert (tmp_path / "t" / "d" / "s").read_text() == "hi"
+    assert (tmp_path / "t" / "d" / "h.txt").read_text() == "hi"
+    # ... and one in a subfolder that climbs out is refused
+    path.write_bytes(_tgz([("d", None), ("d/s", ("sym", "../../evil.txt"))]))
+    with pytest.raises(UnsafeArchiveError, match="symlink 'd/s'"):
+        safe_extract(path, tmp_path / "u")
+
+
+@pytest.mark.parametrize("kind", ["file", "sym", "lnk", "zip", "zip-sym"])
+def test_the_check_is_against_the_real_target(tmp_path, kind):
+    # "../None/x" climbs out of t/ into a sibling folder: a check against any other base
+    # (such as str(None)) would let it through
+    path = tmp_path / ("a.zip" if kind.startswith("zip") else "a.tgz")
+    if kind == "file":
+        path.write_bytes(_tgz([("../None/x", b"2")]))
+    elif kind in ("sym", "lnk"):
+        path.write_bytes(_tgz([("x", (kind, "../None/x"))]))
+    else:
+        with zipfile.ZipFile(path, "w") as zf:
+            if kind == "zip":
+                zf.writestr("../None/x", "2")
+            else:
+                link = zipfile.ZipInfo("x")
+                link.external_attr = (stat.S_IFLNK | 0o777) << 16
+                zf.writestr(link, "../None/x")
+    with pytest.raises(UnsafeArchiveError, match="outside"):
+        safe_extract(path, tmp_path / "t")
+    assert not (tmp_path / "None").exists()
