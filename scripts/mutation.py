@@ -46,7 +46,7 @@ class Target:
 TARGETS: tuple[Target, ...] = (
     Target("metrics", "dml/metrics", ("tests/metrics",)),
     Target("samplers", "dml/samplers", ("tests/samplers",)),
-    Target("losses", "dml/losses", ("tests/losses",)),
+    Target("losses", "dml/losses", ("tests/losses", "tests/integration/test_loss_choices.py")),
     Target("distances", "dml/distances.py", ("tests/test_distances.py",)),
     Target("download", "dml/data/download.py", ("tests/data/test_download.py",)),
     Target("batch_sampler", "dml/data/batch_sampler.py", ("tests/data/test_batch_sampler.py",)),
