@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,22 @@ def config_dir() -> Path:
     raise FileNotFoundError(
         f"dml's configs/ folder is missing (looked in {here / 'configs'} and {here.parent / 'configs'})"
     )
+
+
+def compose_train(out: Path | str, overrides: Sequence[str] = ()) -> DictConfig:
+    """The `train` config with `overrides`, composed in Python (no command line), its run folder
+    `paths.output_dir` set to `out`: what scripts and tests that run dml-train in-process start from."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
 
 
 # option -> (accepted python types, predicate, what is expected); None values are skipped

@@ -35,10 +35,9 @@ from collections.abc import Sequence
 import hydra
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from dml.config import config_dir
+from dml.config import compose_train
 from dml.training.run import build_datamodule, build_module
 
 _SYNTHETIC = ["dataset=synthetic", "dataset.train.num_classes=40", "dataset.test.num_classes=40"]
@@ -133,11 +132,7 @@ def _config(overrides: Sequence[str], out_dir: str) -> DictConfig:
     if size is not None:
         spec = f"{{resize: {size}, crop: {size}, random_resized_crop: false, scale: [0.8, 1.0], flip: true}}"
         overrides += [f"dataset.image_size={size}", f"dataset.transform.train={spec}"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides))
-    with open_dict(cfg):
-        cfg.paths.output_dir = out_dir
-    return cfg
+    return compose_train(out_dir, overrides)
 
 
 def _autocast(precision: str, device: str) -> torch.autocast:

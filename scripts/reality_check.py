@@ -171,22 +171,6 @@ def protocol(args: argparse.Namespace) -> list[str]:
     return overrides + list(args.set)
 
 
-def _compose(out: Path, overrides: Sequence[str]) -> Any:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import open_dict
-
-    from dml.config import config_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides))
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-    return cfg
-
-
 def train_run(out: Path, overrides: Sequence[str]) -> dict[str, float]:
     """One dml-train run, in-process; its console output goes to out/console.log. Returns its
     metrics (test: map@r ...; validation fold: val/map@r ...)."""
@@ -209,9 +193,10 @@ def _train(out: Path, overrides: Sequence[str]) -> dict[str, Any]:
     deterministic, so its numbers are those a new run would give."""
     from omegaconf import OmegaConf
 
+    from dml.config import compose_train
     from dml.training.run import train
 
-    cfg = _compose(out, overrides)
+    cfg = compose_train(out, overrides)
     done = out / "results.json"
     if done.is_file():
         saved = json.loads(done.read_text())
@@ -393,7 +378,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown loss {unknown[0]!r}; choose from {', '.join(LOSSES)}")
     if args.cache_dir is None:
-        args.cache_dir = str(_compose(Path("."), []).paths.cache_dir)
+        from dml.config import compose_train
+
+        args.cache_dir = str(compose_train(Path(".")).paths.cache_dir)
     return args
 
 
