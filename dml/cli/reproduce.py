@@ -14,7 +14,7 @@ Run it again after an interruption: finished runs are kept, a killed run resumes
 
 EPILOG = """claims: wu2017 = W1 W2 W3, levi2020 = L1 L2, wang2019 = M1 M2, all = the seven.
 examples:
-  dml-reproduce all                       # the full grids on emoji (about 25 min on 2 idle cores)
+  dml-reproduce all                       # the full grids on emoji (13 min measured on 2 cores)
   dml-reproduce wu2017 --quick            # every claim's machinery in a few minutes
   dml-reproduce all --set dataset=fonts   # other data for every run (the trunk stays frozen)
   dml-reproduce all --set dataset=digits --set backbone=small_cnn --set backbone.frozen=false
