@@ -4,8 +4,10 @@ import ftplib
 import hashlib
 import io
 import re
+import socket
 import stat
 import tarfile
+import tempfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +28,10 @@ from dml.data.download import (
 class _Handler(BaseHTTPRequestHandler):
     """Serves ``server.files``; honours ``Range: bytes=N-``; the first ``server.cut`` requests of
     a path send the full Content-Length but only half the bytes, then drop the connection;
-    ``server.fail[path]`` lists HTTP error codes for its next requests (None: answer normally)."""
+    ``server.fail[path]`` lists HTTP error codes for its next requests (None: answer normally);
+    ``server.no_length`` answers without a Content-Length (the body ends when the connection
+    closes); a path in ``server.stall`` gets no answer until ``server.release`` is set (then none
+    at all) or 10 s have passed. ``server.agents`` records each request's User-Agent."""
 
     def log_message(self, *args):
         pass
@@ -35,6 +40,9 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         body = srv.files.get(self.path)
         srv.requests.append((self.path, self.headers.get("Range")))
+        srv.agents.append(self.headers.get("User-Agent"))
+        if self.path in srv.stall and srv.release.wait(10):
+            return  # the client gave up waiting: nothing to answer
         failures = srv.fail.get(self.path)
         code = failures.pop(0) if failures else None
         if code is not None:
@@ -57,7 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
+        if not srv.no_length:
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if srv.cut.get(self.path, 0) > 0:
             srv.cut[self.path] -= 1
@@ -72,11 +81,13 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files, srv.cut, srv.requests, srv.honour_range = {}, {}, [], True
-    srv.fail = {}
+    srv.fail, srv.agents, srv.stall, srv.no_length = {}, [], set(), False
+    srv.release = threading.Event()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
 
@@ -388,11 +399,12 @@ def test_archive_name_comes_from_the_url_path_unless_given():
 class _FakeFTP:
     """Stands in for ftplib.FTP (no FTP server in the tests): serves ``files`` by path, honours
     REST offsets, records every call in ``log``; ``size_fails`` makes SIZE raise like a server
-    that does not implement it."""
+    that does not implement it; the first ``cut`` transfers end after half of their bytes."""
 
     files: dict[str, bytes] = {}
     log: list = []
     size_fails = False
+    cut = 0
 
     def __init__(self, host, timeout):
         self.log.append(("connect", host, timeout))
@@ -411,6 +423,9 @@ class _FakeFTP:
     def transfercmd(self, cmd, rest=None):
         self.log.append(("transfercmd", cmd, rest))
         data = self.files[cmd.removeprefix("RETR ")][rest or 0 :]
+        if _FakeFTP.cut > 0:
+            _FakeFTP.cut -= 1
+            data = data[: len(data) // 2]
         return _FakeConn(data)
 
     def voidresp(self):
@@ -424,8 +439,10 @@ class _FakeConn:
     def __init__(self, data):
         self.data = data
 
-    def recv(self, n):
-        block, self.data = self.data[:64], self.data[64:]
+    def recv(self, bufsize):
+        # like socket.recv: at most bufsize bytes (an int; None is a TypeError there too)
+        n = min(bufsize, 64)
+        block, self.data = self.data[:n], self.data[n:]
         return block
 
     def __enter__(self):
@@ -439,6 +456,7 @@ class _FakeConn:
 def fake_ftp(monkeypatch):
     monkeypatch.setattr(ftplib, "FTP", _FakeFTP)
     _FakeFTP.files, _FakeFTP.log, _FakeFTP.size_fails = {"/pub/a.tgz": GOOD}, [], False
+    _FakeFTP.cut = 0
     return _FakeFTP
 
 
@@ -555,3 +573,168 @@ def test_the_check_is_against_the_real_target(tmp_path, kind):
     with pytest.raises(UnsafeArchiveError, match="outside"):
         safe_extract(path, tmp_path / "t")
     assert not (tmp_path / "None").exists()
+
+
+# ---- the transfer itself: headers, timeouts, sizes, schemes (second mutation round) ----------
+def test_requests_identify_as_dml_and_resume_with_a_range_header(server, tmp_path):
+    # some dataset hosts refuse urllib's default "Python-urllib/3.x" agent
+    server.files["/a.tgz"] = GOOD
+    (tmp_path / "a.tgz.part").write_bytes(GOOD[:10])
+    download(server.url + "/a.tgz", tmp_path / "a.tgz", _md5(GOOD), retries=0, progress=False)
+    assert server.agents == ["dml-data"]
+    assert server.requests == [("/a.tgz", "bytes=10-")]
+
+
+@pytest.mark.parametrize("honour_range", [True, False], ids=["resumed", "range-ignored"])
+def test_a_one_byte_part_file_is_resumed_or_restarted_correctly(server, tmp_path, honour_range):
+    # the smallest offset: resumed from byte 1 when the server honours the range, started over
+    # (not appended to the stale byte) when it answers 200 with the whole file
+    server.files["/a.tgz"] = GOOD
+    server.honour_range = honour_range
+    (tmp_path / "a.tgz.part").write_bytes(GOOD[:1])
+    download(server.url + "/a.tgz", tmp_path / "a.tgz", _md5(GOOD), retries=0, progress=False)
+    assert (tmp_path / "a.tgz").read_bytes() == GOOD
+    assert server.requests == [("/a.tgz", "bytes=1-")]
+
+
+def test_a_response_without_content_length_is_read_to_the_end(server, tmp_path):
+    server.files["/a.tgz"] = GOOD
+    server.no_length = True
+    download(server.url + "/a.tgz", tmp_path / "a.tgz", _md5(GOOD), retries=0, progress=False)
+    assert (tmp_path / "a.tgz").read_bytes() == GOOD
+
+
+def test_a_server_that_never_answers_times_out(server, tmp_path):
+    # the timeout reaches the socket: without it the download would wait for the server forever
+    # (here: until the handler gives up after 10 s and serves the file after all)
+    server.files["/a.tgz"] = GOOD
+    server.stall.add("/a.tgz")
+    with pytest.raises(DownloadError, match=r"failed after 1 attempt\(s\): .*timed out") as info:
+        download(server.url + "/a.tgz", tmp_path / "a.tgz", retries=0, timeout=0.3, progress=False)
+    server.release.set()
+    assert str(info.value).endswith("nothing was downloaded")
+    assert not (tmp_path / "a.tgz").exists() and not (tmp_path / "a.tgz.part").exists()
+
+
+def test_error_messages_say_what_was_received(server, tmp_path):
+    server.files["/a.tgz"] = GOOD
+    server.cut["/a.tgz"] = 1
+    with pytest.raises(DownloadError) as info:
+        download(server.url + "/a.tgz", tmp_path / "a.tgz", retries=0, progress=False)
+    half = len(GOOD) // 2
+    assert f"connection closed after {half:,} of {len(GOOD):,} bytes" in str(info.value)
+    # nothing received: the message must not promise a resume
+    server.fail["/b.tgz"] = [503]
+    with pytest.raises(DownloadError) as info:
+        download(server.url + "/b.tgz", tmp_path / "b.tgz", retries=0, progress=False)
+    assert str(info.value).endswith("HTTP 503 Service Unavailable. nothing was downloaded")
+
+
+def test_https_urls_are_fetched_over_tls(tmp_path):
+    # a listener that records the first bytes of the connection: a TLS handshake record (0x16),
+    # then hangs up, so the download fails on the connection, not on the URL's scheme
+    received = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+
+        def accept_one():
+            conn, _ = listener.accept()
+            with conn:
+                received.append(conn.recv(1))
+
+        thread = threading.Thread(target=accept_one, daemon=True)
+        thread.start()
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/a.tgz"
+        with pytest.raises(DownloadError) as info:
+            download(url, tmp_path / "a.tgz", retries=0, timeout=10, progress=False)
+        thread.join(10)
+    assert "unsupported URL scheme" not in str(info.value)
+    assert received == [b"\x16"]
+
+
+def test_a_cut_ftp_transfer_is_noticed_and_resumed(fake_ftp, tmp_path):
+    # SIZE gives the total: a transfer that ends early is retried from where it stopped
+    fake_ftp.cut = 1
+    dest = tmp_path / "a.tgz"
+    download("ftp://ftp.example.org/pub/a.tgz", dest, _md5(GOOD), retries=1, progress=False)
+    assert dest.read_bytes() == GOOD
+    transfers = [entry for entry in fake_ftp.log if entry[0] == "transfercmd"]
+    assert transfers == [
+        ("transfercmd", "RETR /pub/a.tgz", None),
+        ("transfercmd", "RETR /pub/a.tgz", len(GOOD) // 2),
+    ]
+
+
+def test_fetch_passes_its_retries_on(server, tmp_path):
+    server.files["/a.tgz"] = GOOD
+    server.fail["/a.tgz"] = [503]
+    with pytest.raises(DownloadError, match=r"failed after 1 attempt\(s\)"):
+        fetch(Archive(server.url + "/a.tgz", _md5(GOOD)), tmp_path, retries=0, progress=False)
+    assert len(server.requests) == 1
+
+
+# 10,230 bytes: 9.99 KiB, but 10.2 kB in decimal units (and 9.98 "k" of 1,025)
+PAYLOAD = (bytes(range(256)) * 40)[:10230]
+
+
+def _final_bar(err):
+    """The bar's last state: tqdm redraws the line after a carriage return."""
+    return err.split("\r")[-1]
+
+
+def test_progress_bar_shows_the_file_binary_sizes_and_a_resume_as_complete(
+    server, tmp_path, capsys
+):
+    server.files["/a.bin"] = PAYLOAD
+    (tmp_path / "a.bin.part").write_bytes(PAYLOAD[: len(PAYLOAD) // 2])
+    download(server.url + "/a.bin", tmp_path / "a.bin", _md5(PAYLOAD), retries=0)  # default: on
+    err = capsys.readouterr().err
+    # the bar counts the resumed half too (100%, not 50%), in KiB, with the file's name, and
+    # stays on screen (ends with a newline)
+    assert re.fullmatch(r"a\.bin: 100%\|[^|]*\| 9\.99k/9\.99k \[[^\]]*B/s\]\n", _final_bar(err))
+    assert err.split("\r")[1].startswith("a.bin:  50%|")  # it starts at the resumed offset
+    download(server.url + "/a.bin", tmp_path / "b.bin", _md5(PAYLOAD), retries=0, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_fetch_shows_a_progress_bar_unless_told_not_to(server, tmp_path, capsys):
+    server.files["/a.bin"] = PAYLOAD
+    fetch(Archive(server.url + "/a.bin", _md5(PAYLOAD), extract=False), tmp_path / "x")
+    assert _final_bar(capsys.readouterr().err).startswith("a.bin: 100%")
+    fetch(
+        Archive(server.url + "/a.bin", _md5(PAYLOAD), extract=False), tmp_path / "y", progress=False
+    )
+    assert capsys.readouterr().err == ""
+
+
+# ---- extraction: where it stages, what it replaces, absolute names ---------------------------
+def test_extraction_stages_inside_the_target_not_in_the_system_temp_folder(tmp_path, monkeypatch):
+    # a dataset can be larger than /tmp, and a rename across filesystems fails: the staging
+    # folder lives in the target, so a missing system temp folder does not matter
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    (tmp_path / "a.tgz").write_bytes(GOOD)
+    assert safe_extract(tmp_path / "a.tgz", tmp_path / "t")[0] == tmp_path / "t" / "CUB_200_2011"
+
+
+def test_extraction_replaces_a_file_where_the_archive_has_a_folder(tmp_path):
+    target = tmp_path / "t"
+    target.mkdir()
+    (target / "CUB_200_2011").write_text("a file left by something else")
+    (target / "attributes.txt").symlink_to("missing")  # a dangling link in the way
+    (tmp_path / "a.tgz").write_bytes(GOOD)
+    safe_extract(tmp_path / "a.tgz", target)
+    assert (target / "CUB_200_2011" / "images.txt").read_text() == "1 a/b.jpg\n"
+    assert not (target / "attributes.txt").is_symlink()
+    assert (target / "attributes.txt").read_text() == "attrs\n"
+
+
+@pytest.mark.parametrize("style", ["posix", "windows"])
+def test_absolute_member_names_are_refused_even_into_the_target(tmp_path, style):
+    target = (tmp_path / "t").resolve()
+    inside = str(target / "x.txt")
+    path = tmp_path / "a.zip"
+    name = inside if style == "posix" else inside.replace("/", "\\")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(name), "1")
+    with pytest.raises(UnsafeArchiveError, match="outside"):
+        safe_extract(path, target)
