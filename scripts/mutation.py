@@ -60,8 +60,9 @@ TARGETS: tuple[Target, ...] = (
 # what a working copy needs besides the code and tests: configs for compose(), the packaging
 # files for pytest's settings
 COPIED = ("dml", "tests", "configs", "setup.py", "pyproject.toml")
-# mutmut's verdicts that count as noticed: a test failed, or the change made the tests hang
-KILLED = ("killed", "timeout")
+# mutmut's verdicts that count as noticed: a test failed, the change made the tests hang, or it
+# crashed the test process (a segfault: the tests did not pass)
+KILLED = ("killed", "timeout", "segfault")
 MUTMUT_STATUS = re.compile(r"^\s*(\S+): (\w[\w ]*)$")
 # the exit code mutmut records when its worker raised instead of running the tests
 MUTMUT_WORKER_ERROR = 255
