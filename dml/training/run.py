@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from torch import nn
 
 from dml.config import ConfigError, validate, validate_class_sizes
 from dml.data.datamodule import DMLDataModule
@@ -271,6 +272,14 @@ class Run:
     resumed_step: int | None  # its global step
 
 
+def check_images_fit(cfg: DictConfig, network: nn.Module, datamodule: DMLDataModule) -> None:
+    """One forward pass of `network` on images of the eval transform's size: an image size the
+    backbone cannot take stops the run here, with the option to change, not inside the network."""
+    first_eval = next(iter(datamodule.eval_sets.values()))[0][0]  # the eval transform's output
+    target = str(cfg.backbone.net.get("_target_"))
+    check_input_size(network, tuple(first_eval.shape), target)
+
+
 def build_run(cfg: DictConfig) -> Run:
     """Check the config, then build objective, data, evaluator, module, loggers and trainer.
 
@@ -292,15 +301,15 @@ def build_run(cfg: DictConfig) -> Run:
     model = build_model(cfg) if frozen_trunk(cfg) else None
     datamodule = build_datamodule(cfg, model)
     datamodule.setup("fit")
+    if model is not None:  # before the frozen trunk's features are extracted from the images
+        check_images_fit(cfg, model.backbone, datamodule)
     validate_class_sizes(cfg, datamodule.train_set.labels)
     if objective is None:
         objective = build_objective(cfg, datamodule.train_set.labels)
     evaluator = Evaluator.from_config(cfg, datamodule)
     module = build_module(cfg, model=model, evaluator=evaluator, objective=objective)
-    if not frozen_trunk(cfg):  # (a frozen trunk's eval items are its features, not images)
-        first_eval = next(iter(datamodule.eval_sets.values()))[0][0]  # the eval transform's output
-        target = str(cfg.backbone.net.get("_target_"))
-        check_input_size(module.model, tuple(first_eval.shape), target)
+    if model is None:
+        check_images_fit(cfg, module.model, datamodule)
     ckpt_path = resume_checkpoint(cfg, out / "checkpoints")
     resumed = read_checkpoint(ckpt_path, mmap=True) if ckpt_path is not None else None
     if resumed is not None:  # fail now, with both sides named, rather than inside Lightning

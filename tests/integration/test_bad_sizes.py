@@ -43,6 +43,18 @@ def test_an_image_size_the_backbone_cannot_take_stops_the_run(compose_cfg, fast_
     assert not out.exists()
 
 
+def test_a_frozen_trunk_is_checked_before_its_features_are_extracted(compose_cfg, fast_run):
+    # with backbone.frozen=true the images go through the trunk while the data is set up (the
+    # feature cache): the same one-line error, not a RuntimeError from inside the extraction
+    cfg = compose_cfg(
+        *fast_run, "backbone.frozen=true", "dataset.transform.eval={resize: 2, crop: 2}"
+    )
+    out = _started(cfg)
+    with pytest.raises(ConfigError, match=r"cannot take the 2x2 px images"):
+        train(cfg)
+    assert not out.exists()
+
+
 def test_cli_exits_2_on_an_image_size_the_backbone_cannot_take(tmp_path):
     code = "from dml.cli.train import main; main()"
     args = [
