@@ -169,10 +169,11 @@ def build_loggers(cfg: DictConfig | None, resume_step: int | None = None) -> lis
     return loggers
 
 
-def finish_loggers(loggers: list[Any]) -> list[str]:
+def finish_loggers(loggers: list[Any], failed: bool = False) -> list[str]:
     """End this training run's W&B run and return one line per offline W&B run: where it is and how
     to sync it. Lightning leaves the W&B run open, so without this the next run in the same process
-    (a sweep trial, a notebook) would log into it."""
+    (a sweep trial, a notebook) would log into it. `failed`: the run raised; W&B marks it failed
+    (exit code 1) instead of finished."""
     lines = []
     for logger in loggers:
         run = getattr(logger, "_experiment", None)  # only a W&B run that was started
@@ -183,7 +184,7 @@ def finish_loggers(loggers: list[Any]) -> list[str]:
             bool(getattr(run, "disabled", False)),
         )
         where = str(run.settings.sync_dir) if offline and not disabled else None
-        run.finish()
+        run.finish(exit_code=1 if failed else None)
         if where is not None:
             lines.append(f"W&B offline run: {where}; sync it with: wandb sync {where}")
     return lines

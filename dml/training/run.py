@@ -475,14 +475,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # a head on cached features on a CPU: tensors so small that threads cost more than they give
     # (2.6x faster on a busy 2-core machine); feature extraction still uses every thread
     cpu_head = frozen_trunk(cfg) and isinstance(run.trainer.accelerator, CPUAccelerator)
-    with torch_threads(1) if cpu_head else nullcontext():
-        columns = baseline_columns(run)
-        start = time.time()
-        fit(run)
-        seconds = time.time() - start
-        final = final_checkpoint(run)
-        selected = select(run)
-        result = report(run, columns, seconds, final, selected)
+    try:
+        with torch_threads(1) if cpu_head else nullcontext():
+            columns = baseline_columns(run)
+            start = time.time()
+            fit(run)
+            seconds = time.time() - start
+            final = final_checkpoint(run)
+            selected = select(run)
+            result = report(run, columns, seconds, final, selected)
+    except BaseException:  # a crash or Ctrl-C: the W&B run ends as failed, not left open
+        finish_loggers(run.trainer.loggers, failed=True)
+        raise
     for line in finish_loggers(run.trainer.loggers):  # where an offline W&B run is, how to sync it
         print(line)
     return result

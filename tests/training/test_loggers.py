@@ -148,3 +148,32 @@ def test_a_server_that_accepts_but_never_answers_is_no_answer():
         sock.listen(1)  # the kernel completes the connection; nobody reads or replies
         reason = wandb_unreachable(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=0.5)
     assert reason is not None and "timed out" in reason
+
+
+def test_a_run_that_crashes_ends_its_wandb_run_as_failed(compose_cfg, fast_run, monkeypatch):
+    # Lightning leaves the W&B run open; a crash after training logged (here in checkpoint
+    # selection) must still end it, or the next run of the process (a sweep trial) logs into it
+    import wandb
+
+    import dml.training.run as run_module
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_cfg(*fast_run, "logger=wandb")
+
+    def crash(run):
+        raise RuntimeError("crash after training")
+
+    monkeypatch.setattr(run_module, "select", crash)
+    exits = []
+    finish = wandb.sdk.wandb_run.Run.finish
+
+    def recording_finish(self, exit_code=None, *args, **kwargs):
+        exits.append(exit_code)
+        return finish(self, exit_code, *args, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "finish", recording_finish)
+    with pytest.raises(RuntimeError, match="crash after training"):
+        run_module.train(cfg)
+    assert wandb.run is None  # ended, not left open for the next run
+    assert exits == [1]  # marked failed
