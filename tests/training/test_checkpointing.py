@@ -83,6 +83,21 @@ def test_remove_stale_temp_files_only_removes_temporaries(tmp_path):
     assert remove_stale_temp_files(tmp_path / "missing") == []
 
 
+def test_a_temporary_file_another_rank_removed_first_is_not_an_error(tmp_path, monkeypatch):
+    # under DDP every rank cleans the same checkpoints/ folder: another rank may delete a file
+    # between this rank's listing and its own unlink
+    (tmp_path / ".last.ckpt.abc123.tmp").write_bytes(b"partial")
+    unlink = Path.unlink
+
+    def other_rank_first(self, missing_ok=False):
+        os.unlink(self)  # the other rank's unlink wins the race
+        unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", other_rank_first)
+    assert [p.name for p in remove_stale_temp_files(tmp_path)] == [".last.ckpt.abc123.tmp"]
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---- reading: clear errors -------------------------------------------------------------------
 def test_missing_checkpoint_names_the_path(tmp_path):
     with pytest.raises(
