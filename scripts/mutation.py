@@ -106,17 +106,32 @@ def mutmut_section(target: Target) -> str:
     )
 
 
+def sync(src: Path, dst: Path) -> None:
+    """Make `dst` a copy of `src` (a file or folder, without bytecode). A file whose bytes changed
+    is written anew, so its time is now: mutmut regenerates the mutants of a source file newer
+    than its cached mutants, and a copy keeping the edit's older time would leave the old code's
+    mutants in place. Unchanged files keep their time (and mutmut its verdicts)."""
+    if src.is_file():
+        if not (dst.is_file() and dst.read_bytes() == src.read_bytes()):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        return
+    skip = {"__pycache__"}
+    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file() and not skip & set(p.parts)}
+    wanted = {p for p in wanted if p.suffix != ".pyc"}
+    if dst.is_dir():
+        for old in dst.rglob("*"):
+            if old.is_file() and old.relative_to(dst) not in wanted:
+                old.unlink()
+    for rel in sorted(wanted):
+        sync(src / rel, dst / rel)
+
+
 def prepare(target: Target, work: Path) -> None:
     """Refresh the working copy of the repository for `target` (mutmut's cache is kept)."""
     work.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
-        src, dst = ROOT / name, work / name
-        if dst.is_dir():
-            shutil.rmtree(dst)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(src, dst)
+        sync(ROOT / name, work / name)
     pyproject = work / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + mutmut_section(target))
 
