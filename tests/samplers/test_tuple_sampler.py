@@ -53,6 +53,10 @@ def test_bad_arguments_name_the_option(make_batch):
         TupleSampler(negative="semihard", margin=-1)
     with pytest.raises(ValueError, match="cutoff"):
         TupleSampler(cutoff=1.5, nonzero_loss_cutoff=1.4)
+    with pytest.raises(ValueError, match="need 0 < sampler.cutoff < sampler.nonzero_loss_cutoff"):
+        TupleSampler(cutoff=1.4, nonzero_loss_cutoff=1.4)  # every valid weight would be equal
+    with pytest.raises(TypeError, match="seed must be an int or None, got 1.5"):
+        TupleSampler(seed=1.5)
     x, labels = make_batch()
     sampler = TupleSampler()
     with pytest.raises(ValueError, match="labels must be a 1-D tensor of length 24"):
@@ -61,6 +65,17 @@ def test_bad_arguments_name_the_option(make_batch):
         sampler(x, labels, torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"embeddings must be \[B, D\]"):
         sampler(x[0], labels)
+
+
+@pytest.mark.parametrize("cutoff", [0.0, -0.5])
+def test_cutoff_must_be_positive(cutoff):
+    """q(d)^-1 diverges at d = 0: with cutoff 0 a cross-class duplicate (d = 0, as in a collapsed
+    embedding) made every weight of its row NaN, and the sampler returned index B, outside the
+    batch. A non-positive cutoff is refused with the option's name."""
+    with pytest.raises(
+        ValueError, match=f"sampler.cutoff={cutoff} is not valid: expected a positive"
+    ):
+        TupleSampler("all", "distance_weighted", cutoff=cutoff)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
