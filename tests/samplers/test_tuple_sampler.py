@@ -178,6 +178,13 @@ def test_swap_negatives_swaps_exactly_the_anchors_with_a_positive():
     assert torch.equal(gen.get_state(), state)
 
 
+def test_defaults_are_the_published_values():
+    """FaceNet's margin 0.2, Wu et al.'s cutoff 0.5 and 1.4, no rho: dml-reproduce's W1 analysis
+    (dml/reproduce/negatives.py) builds its samplers with these defaults."""
+    s = TupleSampler()
+    assert (s.margin, s.cutoff, s.nonzero_loss_cutoff, s.rho) == (0.2, 0.5, 1.4, 0.0)
+
+
 def test_fresh_sampler_and_unseeded_seeds():
     """Before its first call a sampler has no tuple distances to report; unseeded samplers draw
     their seed from torch's global RNG over a wide range, so runs with different global seeds
