@@ -18,7 +18,8 @@ MAX_DISTANCE = 2.0 - 1e-6
 def inverse_density_log_weights(distances: Tensor, dim: int, cutoff: float = 0.5) -> Tensor:
     """log q(d)^-1 = (2 - D) log d - ((D - 3) / 2) log(1 - d^2 / 4), d clipped below at cutoff.
 
-    d is also clipped just below 2 (antipodal points) so that the result stays finite.
+    The formula diverges at d = 0: a sampler's cutoff is positive (cutoff 0 only for d > 0, as in
+    plots). d is also clipped just below 2 (antipodal points) so that the result stays finite.
     """
     d = distances.clamp(cutoff, MAX_DISTANCE)
     log_one_minus = torch.log1p_(d.square().mul_(-0.25))

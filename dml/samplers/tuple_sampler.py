@@ -51,13 +51,14 @@ class TupleSampler(BaseSampler):
             raise ValueError(
                 f"sampler.margin={margin} is not valid: expected a non-negative number"
             )
-        if cutoff < 0:
+        if cutoff <= 0:
+            # q(d)^-1 diverges at d = 0: an unclipped duplicate pair turns the weights into NaN
             raise ValueError(
-                f"sampler.cutoff={cutoff} is not valid: expected a non-negative number"
+                f"sampler.cutoff={cutoff} is not valid: expected a positive number (Wu et al.: 0.5)"
             )
-        if not 0 <= cutoff < nonzero_loss_cutoff:
+        if cutoff >= nonzero_loss_cutoff:
             raise ValueError(
-                f"need 0 <= sampler.cutoff < sampler.nonzero_loss_cutoff, got {cutoff} and {nonzero_loss_cutoff}"
+                f"need 0 < sampler.cutoff < sampler.nonzero_loss_cutoff, got {cutoff} and {nonzero_loss_cutoff}"
             )
         self.positive = positive
         self.negative = negative

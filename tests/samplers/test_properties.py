@@ -8,6 +8,8 @@ sampler (or one restored from its state_dict) draws the same tuples.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,3 +175,61 @@ def test_semihard_band_is_strict_at_the_positive_distance():
     x = torch.zeros(5, 3)
     a, p, n = TupleSampler("all", "semihard", margin=0.2, seed=0)(x, labels, distances=d)
     assert (a.tolist(), p.tolist(), n.tolist()) == ([0, 1], [1, 0], [3, 2])
+
+
+@st.composite
+def grid_distances(draw, step: Fraction, steps: int):
+    """Labels [B] and a symmetric distance matrix [B, B] (zero diagonal) whose entries are
+    multiples of `step` up to steps * step: exact in float32, so that ties with a threshold
+    (a similarity plus epsilon, a distance plus a margin) happen often and exactly."""
+    labels = draw(st.lists(st.integers(0, 2), min_size=2, max_size=8))
+    b = len(labels)
+    upper = draw(st.lists(st.integers(0, steps), min_size=b * b, max_size=b * b))
+    d = [[Fraction(0)] * b for _ in range(b)]
+    for i in range(b):
+        for j in range(i + 1, b):
+            d[i][j] = d[j][i] = upper[i * b + j] * step
+    return torch.tensor(labels), d
+
+
+@PROPERTY
+@given(case=grid_distances(Fraction(1, 2), 4), eps_8ths=st.integers(0, 8))
+def test_multi_similarity_rule_is_strict_at_its_thresholds(case, eps_8ths):
+    """Wang et al.'s rule with exact ties: a negative is kept iff S_an + eps > min_p S_ap, a
+    positive iff S_ap - eps < max_n S_an (strict), with S = 1 - d^2 / 2, in exact arithmetic."""
+    labels, d = case
+    epsilon = Fraction(eps_8ths, 8)
+    sampler = MultiSimilaritySampler(epsilon=float(epsilon))
+    distances = torch.tensor([[float(v) for v in row] for row in d])
+    pa, p, na, n = sampler.sample(distances, labels, dim=2)
+    b = len(labels)
+    sim = [[1 - v * v / 2 for v in row] for row in d]
+    want_pos, want_neg = set(), set()
+    for i in range(b):
+        pos = [j for j in range(b) if j != i and labels[j] == labels[i]]
+        neg = [j for j in range(b) if labels[j] != labels[i]]
+        if neg:
+            want_pos |= {(i, j) for j in pos if sim[i][j] - epsilon < max(sim[i][k] for k in neg)}
+        if pos:
+            want_neg |= {(i, k) for k in neg if sim[i][k] + epsilon > min(sim[i][j] for j in pos)}
+    assert set(zip(pa.tolist(), p.tolist(), strict=True)) == want_pos
+    assert set(zip(na.tolist(), n.tolist(), strict=True)) == want_neg
+
+
+@PROPERTY
+@given(case=grid_distances(Fraction(1, 4), 8), margin_4ths=st.integers(0, 4))
+def test_semihard_band_is_open_at_both_ends(case, margin_4ths):
+    """FaceNet's band d_ap < d_an < d_ap + margin with exact ties at both ends: the negative is
+    the nearest one inside the open band, else the nearest negative of the anchor."""
+    labels, d = case
+    margin = Fraction(margin_4ths, 4)
+    distances = torch.tensor([[float(v) for v in row] for row in d])
+    sampler = TupleSampler("all", "semihard", margin=float(margin), seed=0)
+    a, p, n = sampler.sample(distances, labels, dim=2)
+    eligible = anchors_with_positive_and_negative(labels)
+    assert set(a.tolist()) == eligible
+    for i, j, k in zip(a.tolist(), p.tolist(), n.tolist(), strict=True):
+        neg = [m for m in range(len(labels)) if labels[m] != labels[i]]
+        band = [d[i][m] for m in neg if d[i][j] < d[i][m] < d[i][j] + margin]
+        assert labels[k] != labels[i]
+        assert d[i][k] == (min(band) if band else min(d[i][m] for m in neg))

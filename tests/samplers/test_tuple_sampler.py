@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from dml.distances import pairwise_distance
-from dml.samplers import TupleSampler, to_triplets
+from dml.samplers import Triplets, TupleSampler, to_triplets
+from dml.samplers.strategies import select_negatives, select_positives, swap_negatives
+from dml.samplers.tuples import class_masks
 
 
 def test_precomputed_distances_give_the_same_tuples(make_batch):
@@ -53,6 +55,10 @@ def test_bad_arguments_name_the_option(make_batch):
         TupleSampler(negative="semihard", margin=-1)
     with pytest.raises(ValueError, match="cutoff"):
         TupleSampler(cutoff=1.5, nonzero_loss_cutoff=1.4)
+    with pytest.raises(ValueError, match="need 0 < sampler.cutoff < sampler.nonzero_loss_cutoff"):
+        TupleSampler(cutoff=1.4, nonzero_loss_cutoff=1.4)  # every valid weight would be equal
+    with pytest.raises(TypeError, match="seed must be an int or None, got 1.5"):
+        TupleSampler(seed=1.5)
     x, labels = make_batch()
     sampler = TupleSampler()
     with pytest.raises(ValueError, match="labels must be a 1-D tensor of length 24"):
@@ -61,6 +67,17 @@ def test_bad_arguments_name_the_option(make_batch):
         sampler(x, labels, torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"embeddings must be \[B, D\]"):
         sampler(x[0], labels)
+
+
+@pytest.mark.parametrize("cutoff", [0.0, -0.5])
+def test_cutoff_must_be_positive(cutoff):
+    """q(d)^-1 diverges at d = 0: with cutoff 0 a cross-class duplicate (d = 0, as in a collapsed
+    embedding) made every weight of its row NaN, and the sampler returned index B, outside the
+    batch. A non-positive cutoff is refused with the option's name."""
+    with pytest.raises(
+        ValueError, match=f"sampler.cutoff={cutoff} is not valid: expected a positive"
+    ):
+        TupleSampler("all", "distance_weighted", cutoff=cutoff)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -133,3 +150,64 @@ def test_rho_leaves_anchors_without_positives_alone():
     pa, p, na, n = TupleSampler("all", "all", seed=0, rho=1.0)(x, labels)
     assert (labels[na] == labels[n]).all()
     assert not (na == 4).any()
+
+
+def test_swap_negatives_swaps_exactly_the_anchors_with_a_positive():
+    """swap_negatives itself (rho = 1): each negative of an anchor with a positive becomes one of
+    its positives, also when there is a single tuple; an anchor without a positive keeps its
+    negative; rho = 0 changes nothing."""
+    labels = torch.tensor([0, 0, 1, 2])  # items 2 and 3 have no positive
+    positive_mask, _ = class_masks(labels)
+    gen = torch.Generator().manual_seed(0)
+    one = swap_negatives(
+        Triplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([2])), positive_mask, 1.0, gen
+    )
+    assert one.negative.tolist() == [1]
+    kept = swap_negatives(
+        Triplets(torch.tensor([0, 2, 3]), torch.tensor([1, 0, 0]), torch.tensor([3, 1, 2])),
+        positive_mask,
+        1.0,
+        gen,
+    )
+    assert kept.negative.tolist() == [1, 1, 2]
+    # rho = 0 (off) leaves the tuples and the random stream alone, so that runs without rho
+    # draw the same tuples as before rho existed
+    state = gen.get_state()
+    unchanged = Triplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([2]))
+    assert swap_negatives(unchanged, positive_mask, 0.0, gen).negative.tolist() == [2]
+    assert torch.equal(gen.get_state(), state)
+
+
+def test_defaults_are_the_published_values():
+    """FaceNet's margin 0.2, Wu et al.'s cutoff 0.5 and 1.4, no rho: dml-reproduce's W1 analysis
+    (dml/reproduce/negatives.py) builds its samplers with these defaults."""
+    s = TupleSampler()
+    assert (s.margin, s.cutoff, s.nonzero_loss_cutoff, s.rho) == (0.2, 0.5, 1.4, 0.0)
+
+
+def test_fresh_sampler_and_unseeded_seeds():
+    """Before its first call a sampler has no tuple distances to report; unseeded samplers draw
+    their seed from torch's global RNG over a wide range, so runs with different global seeds
+    do not share a sampler stream."""
+    assert TupleSampler().last_distances == {}
+    seeds = set()
+    for global_seed in range(40):
+        torch.manual_seed(global_seed)
+        sampler = TupleSampler("random", "random")
+        sampler.generator(torch.device("cpu"))
+        seeds.add(sampler.seed)
+    assert len(seeds) == 40
+
+
+def test_unknown_strategy_of_the_selection_functions_names_the_choices(make_batch):
+    """select_positives / select_negatives called directly (TupleSampler checks its arguments
+    first) refuse an unknown strategy with the list of valid ones."""
+    x, labels = make_batch(classes=2, per_class=2)
+    d = pairwise_distance(x)
+    positive_mask, negative_mask = class_masks(labels)
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="unknown positive strategy 'nope'.*easy"):
+        select_positives("nope", d, positive_mask, gen)
+    a, p = select_positives("all", d, positive_mask, gen)
+    with pytest.raises(ValueError, match="unknown negative strategy 'nope'.*semihard"):
+        select_negatives("nope", d, negative_mask, a, p, gen, dim=8)

@@ -1,7 +1,11 @@
 """Triplets/Pairs, every valid tuple of a batch, and the conversion both ways."""
 
+from collections import Counter
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dml.samplers import Pairs, Triplets, all_pairs, all_triplets, to_pairs, to_triplets
 from dml.samplers.tuples import check_tuples
@@ -102,3 +106,56 @@ def test_check_tuples_errors():
         )
     with pytest.raises(TypeError, match="Triplets or Pairs"):
         to_pairs([1, 2])
+    # only tuples are index tuples: a list of four tensors is refused and named
+    with pytest.raises(TypeError, match="got list"):
+        to_pairs([torch.tensor([0])] * 4)
+    # the error names the tensor whose length differs (a NamedTuple's fields, else positions)
+    with pytest.raises(ValueError, match="'positive': 2"):
+        check_tuples(Triplets(torch.tensor([0]), torch.tensor([1, 2]), torch.tensor([3])), 4)
+    with pytest.raises(ValueError, match="'1': 2"):
+        check_tuples((torch.tensor([0]), torch.tensor([1, 2]), torch.tensor([3])), 4)
+    with pytest.raises(ValueError, match="'negative': 2"):
+        check_tuples(
+            Pairs(torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), torch.tensor([2, 3])), 4
+        )
+    with pytest.raises(ValueError, match="unequal lengths"):
+        check_tuples(
+            (torch.tensor([0]), torch.tensor([1]), torch.tensor([0, 1]), torch.tensor([2])), 4
+        )
+
+
+def test_check_tuples_accepts_every_valid_tuple():
+    """Valid tuples pass, whatever their lengths: a miner's plain tuples with indices from 0 to
+    B - 1, Pairs with more negative than positive pairs, and an empty result (a batch in which a
+    miner found nothing)."""
+    t = torch.tensor
+    check_tuples((t([0, 3, 1]), t([1, 2, 3]), t([2, 0, 0])), 4)
+    check_tuples((t([0, 3]), t([1, 2]), t([0, 0, 3]), t([2, 3, 0])), 4)
+    check_tuples(Pairs(t([0, 3]), t([1, 2]), t([0, 0, 3]), t([2, 3, 0])), 4)
+    empty = torch.empty(0, dtype=torch.long)
+    check_tuples((empty, empty, empty), 4)
+    check_tuples((empty, empty, empty, empty), 4)
+
+
+index_pairs = st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(positive_pairs=index_pairs, negative_pairs=index_pairs)
+def test_pairs_to_triplets_is_every_combination_of_a_shared_anchor(positive_pairs, negative_pairs):
+    """Any Pairs (repeats, anchors with only positive or only negative pairs, the largest index
+    on either side): to_triplets gives each positive pair once with each negative pair of its
+    anchor, as a multiset."""
+    pa, p = (
+        torch.tensor([x for x, _ in positive_pairs], dtype=torch.long),
+        torch.tensor([y for _, y in positive_pairs], dtype=torch.long),
+    )
+    na, n = (
+        torch.tensor([x for x, _ in negative_pairs], dtype=torch.long),
+        torch.tensor([y for _, y in negative_pairs], dtype=torch.long),
+    )
+    a, q, m = to_triplets(Pairs(pa, p, na, n))
+    assert a.dtype == q.dtype == m.dtype == torch.long
+    got = Counter(zip(a.tolist(), q.tolist(), m.tolist(), strict=True))
+    want = Counter((x, y, z) for x, y in positive_pairs for w, z in negative_pairs if w == x)
+    assert got == want
