@@ -222,3 +222,23 @@ def test_a_single_active_term_is_its_own_mean_with_the_regulariser():
     single = Triplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([2]))
     assert one(x, labels, single).item() == pytest.approx(term, abs=1e-6)
     assert one.log_stats()["active_fraction"].item() == 0.5  # of the triplet's two terms
+
+
+def test_per_class_beta_refuses_labels_outside_its_classes_and_is_kept_when_fixed():
+    x, labels = circle(0, 10, 20, 30), torch.tensor([0, 1, 2, 1])
+    with pytest.raises(ValueError, match=r"num_classes=2.*labels in \[0, 2\]"):
+        MarginLoss(num_classes=2)(x, labels)  # label 2 has no beta offset
+    with pytest.raises(ValueError, match=r"num_classes=3.*labels in \[-1, 1\]"):
+        MarginLoss(num_classes=3)(x, labels - 1)
+    learned = MarginLoss(num_classes=3)
+    with torch.no_grad():
+        learned.beta_class.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    (histogram,) = learned.log_histograms().values()
+    assert torch.equal(histogram, learned.beta_class.detach())
+    assert MarginLoss().log_histograms() == {}
+    # a fixed (learn_beta=False) per-class beta is state: loaded from a trained loss, it is used
+    fixed = MarginLoss(learn_beta=False, num_classes=3)
+    fixed.load_state_dict(learned.state_dict())
+    assert list(fixed.parameters()) == [] and torch.equal(fixed.beta_class, learned.beta_class)
+    assert fixed(x, labels).item() == pytest.approx(learned(x, labels).item(), abs=1e-7)
+    assert fixed(x, labels).item() != pytest.approx(MarginLoss(learn_beta=False)(x, labels).item())
