@@ -214,15 +214,18 @@ def test_bad_sizes_name_the_option():
     size=st.integers(1, 6),
     start=st.integers(0, 2),
     batches=st.lists(st.integers(1, 8), min_size=1, max_size=6),
-    stop=st.integers(0, 6),
+    stop=st.integers(-1, 6),
 )
 def test_memory_holds_the_last_rows_oldest_overwritten_first_and_restores_exactly(
     size, start, batches, stop
 ):
     """Row k of the stream is (k, -k) with label k: after each step the memory holds the last
     `size` rows enqueued after the warm-up, each with its own label; a memory restored from the
-    state dict after any step continues identically."""
+    state dict at any step (before the first one too) continues identically."""
     memory, restored = CrossBatchMemory(size, start=start), None
+    if stop == -1:
+        restored = CrossBatchMemory(size, start=start)
+        restored.load_state_dict(memory.state_dict())
     stream, kept = 0, []
     for step, n in enumerate(batches):
         ids = torch.arange(stream, stream + n)
