@@ -240,7 +240,8 @@ def test_config_mistakes_are_config_errors_naming_the_option():
     assert "loss.margin=-0.1" in refused(margin, margin=-0.1)
     assert "loss.beta=0" in refused(margin, beta=0)
     assert "loss.nu=-1" in refused(margin, nu=-1)
-    assert "loss.num_classes=0" in refused(margin, num_classes=0)
+    with pytest.raises(ConfigError, match="loss.num_classes=0 must be a positive int or null"):
+        build_loss({"_target_": margin, "num_classes": 0})  # no run to check it against
     assert "loss.margin=-1" in refused(triplet, margin=-1)
     assert "loss.alpha=0" in refused(ms, alpha=0)
     assert "loss.beta=-2" in refused(ms, beta=-2)
