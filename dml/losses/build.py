@@ -151,11 +151,11 @@ def loss_arguments(
                 )
             kwargs[key] = run[key]
         elif value is not None and run[key] is not None:
-            _check_run_value(cls, key, value, run[key])
+            _check_run_value(key, value, run[key])
     return cls, _resolve_auto(kwargs, {k: v for k, v in run.items() if v is not None})
 
 
-def _check_run_value(cls: type, key: str, value: Any, actual: int) -> None:
+def _check_run_value(key: str, value: Any, actual: int) -> None:
     """A num_classes below the train split's class count, or an embedding_size other than the
     model's, would fail mid-training; say so now."""
     if key == "num_classes" and int(value) < actual:

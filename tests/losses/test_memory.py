@@ -10,6 +10,8 @@ import hydra
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from dml.config import config_dir
@@ -205,3 +207,85 @@ def test_bad_sizes_name_the_option():
         CrossBatchMemory(0)
     with pytest.raises(ValueError, match="memory_start"):
         CrossBatchMemory(4, start=-1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(1, 6),
+    start=st.integers(0, 2),
+    batches=st.lists(st.integers(1, 8), min_size=1, max_size=6),
+    stop=st.integers(-1, 6),
+)
+def test_memory_holds_the_last_rows_oldest_overwritten_first_and_restores_exactly(
+    size, start, batches, stop
+):
+    """Row k of the stream is (k, -k) with label k: after each step the memory holds the last
+    `size` rows enqueued after the warm-up, each with its own label; a memory restored from the
+    state dict at any step (before the first one too) continues identically."""
+    memory, restored = CrossBatchMemory(size, start=start), None
+    if stop == -1:
+        restored = CrossBatchMemory(size, start=start)
+        restored.load_state_dict(memory.state_dict())
+    stream, kept = 0, []
+    for step, n in enumerate(batches):
+        ids = torch.arange(stream, stream + n)
+        stream += n
+        batch = torch.stack([ids.float(), -ids.float()], dim=1)
+        for m in (memory, restored):
+            if m is not None:
+                m.enqueue(batch, ids)
+        if step >= start:
+            kept = (kept + ids.tolist())[-size:]
+        if not kept:
+            assert len(memory) == 0 and memory.contents() is None
+        else:
+            emb, labels = memory.contents()
+            assert len(memory) == len(kept) and sorted(labels.tolist()) == kept
+            assert torch.equal(emb, torch.stack([labels.float(), -labels.float()], dim=1))
+            # the next row written is the oldest one (a ring buffer): rotated, oldest first
+            order = labels.roll(-memory.ptr) if len(kept) == size else labels
+            assert order.tolist() == kept
+        if restored is not None:
+            assert restored.get_extra_state().keys() == memory.get_extra_state().keys()
+            for a, b in zip(restored.contents() or (), memory.contents() or (), strict=True):
+                assert torch.equal(a, b)
+        if step == stop:
+            restored = CrossBatchMemory(size, start=start)
+            restored.load_state_dict(memory.state_dict())
+            assert (restored.steps, restored.count, restored.ptr) == (
+                memory.steps,
+                memory.count,
+                memory.ptr,
+            )
+
+
+def test_a_memory_of_one_row_keeps_the_last_item():
+    memory = CrossBatchMemory(1)
+    memory.enqueue(torch.ones(1, 2), torch.tensor([3]))
+    assert memory.contents()[1].tolist() == [3]
+    memory.enqueue(torch.zeros(2, 2), torch.tensor([4, 5]))
+    assert memory.contents()[1].tolist() == [5] and len(memory) == 1
+
+
+def test_without_a_sampler_every_candidate_pair_is_used():
+    """Positives: same class, not the anchor itself (an older copy in the memory is one);
+    negatives: every other class, in batch and memory."""
+    emb, labels = _batch(6, 3)
+    mem, mem_labels = _batch(5, 3, seed=1)
+    ref_labels = torch.cat([labels, mem_labels])
+    distances = pairwise_distance(emb, torch.cat([emb, mem]))
+    tuples = sample_candidates(None, distances, labels, ref_labels, emb.shape[1])
+    assert isinstance(tuples, Pairs)
+    pa, p, na, n = tuples
+    positives = {
+        (a, c) for a in range(6) for c in range(11) if labels[a] == ref_labels[c] and a != c
+    }
+    negatives = {(a, c) for a in range(6) for c in range(11) if labels[a] != ref_labels[c]}
+    assert sorted(zip(pa.tolist(), p.tolist(), strict=True)) == sorted(positives)
+    assert sorted(zip(na.tolist(), n.tolist(), strict=True)) == sorted(negatives)
+
+
+def test_an_object_without_sample_is_refused_as_a_sampler():
+    emb, labels = _batch(4, 2)
+    with pytest.raises(TypeError, match="not object; or set xbm.memory_size=0"):
+        sample_candidates(object(), pairwise_distance(emb), labels, labels, 16)

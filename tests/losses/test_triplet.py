@@ -70,3 +70,21 @@ def test_no_active_triplet_gives_zero_and_zero_gradient():
     value = TripletLoss(margin=0.2)(x, torch.tensor([0, 0, 1, 1]))
     value.backward()
     assert value.item() == 0.0 and torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_active_fraction_is_the_share_of_non_zero_triplets():
+    x = circle(0, 60, 90, 180)  # d(0,1)=1, d(0,2)=sqrt2, d(0,3)=2
+    labels = torch.tensor([0, 0, 1, 1])
+    loss = TripletLoss(margin=0.2)
+    assert loss.log_stats() == {}  # nothing before the first call
+    one = Triplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([2]))  # 1 - sqrt2 + 0.2 < 0
+    loss(x, labels, one)
+    assert loss.log_stats()["active_fraction"].item() == 0.0
+    loss = TripletLoss(margin=0.5)  # 1 - sqrt2 + 0.5 > 0: the single triplet is active
+    assert loss(x, labels, one).item() == pytest.approx(1.5 - math.sqrt(2))
+    assert loss.log_stats()["active_fraction"].item() == 1.0
+    two = Triplets(
+        torch.tensor([0, 0]), torch.tensor([1, 1]), torch.tensor([2, 3])
+    )  # 1 - 2 + 0.5 < 0
+    loss(x, labels, two)
+    assert loss.log_stats()["active_fraction"].item() == 0.5
