@@ -253,6 +253,7 @@ def test_clustering_metrics_passes_seed_and_restarts_to_kmeans():
             r"single class \(.*'cat'.*\): clustering metrics need at least two",
         ),
     ],
+    ids=["embeddings-none", "labels-none", "labels-length", "single-row"],
 )
 def test_errors_name_the_argument(emb, labels, message):
     with pytest.raises(ValueError, match=message):
