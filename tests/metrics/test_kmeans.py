@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
 
 from dml.metrics import clustering_metrics
 from dml.metrics.clustering import (
@@ -146,18 +147,19 @@ def blobs(n: int, dim: int, k: int, spread: float, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_kmeans_is_lloyd_from_the_seeding(seed):
-    # 900 points, 3 clusters (more than 256 per centre: faiss would subsample by default, but every
-    # point counts), dim 80 > SEEDING_DIM (restarts=0 seeds on the principal components)
-    x = blobs(900, 80, 3, 1.2, seed)
+    # 1300 points, 5 clusters (more than 256 per centre: faiss would subsample by default, but every
+    # point counts), dim 160 > SEEDING_DIM (restarts=0 seeds on the top 64 principal components,
+    # which here pick other rows than the full vectors would). The seedings run on one BLAS
+    # thread, as in kmeans_assign, so their float32 products round the same.
+    x = blobs(1300, 160, 5, 1.2, seed)
     assert x.shape[1] > SEEDING_DIM
-    rng = np.random.default_rng(seed)
-    greedy = x[kmeans_pp(x, 3, rng)]
-    assert np.array_equal(
-        kmeans_assign(x, 3, seed=seed, restarts=1, niter=1), lloyd_step(x, greedy)
-    )
-    rng = np.random.default_rng(seed)
-    plain = x[kmeans_pp(principal_components(x, SEEDING_DIM), 3, rng, trials=1)]
-    assert np.array_equal(kmeans_assign(x, 3, seed=seed, restarts=0, niter=1), lloyd_step(x, plain))
+    with threadpool_limits(limits=1, user_api="blas"):
+        greedy = x[kmeans_pp(x, 5, np.random.default_rng(seed))]
+        pcs = principal_components(x, SEEDING_DIM)
+        plain = x[kmeans_pp(pcs, 5, np.random.default_rng(seed), trials=1)]
+    got = kmeans_assign(x, 5, seed=seed, restarts=1, niter=1)
+    assert np.array_equal(got, lloyd_step(x, greedy))
+    assert np.array_equal(kmeans_assign(x, 5, seed=seed, restarts=0, niter=1), lloyd_step(x, plain))
 
 
 def test_kmeans_result_is_a_lloyd_fixed_point_and_deterministic():
