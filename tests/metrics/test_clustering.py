@@ -122,7 +122,11 @@ def test_seeding_picks_one_row_per_far_apart_group():
 @pytest.mark.parametrize(
     ("emb", "labels", "message"),
     [
-        (np.ones((4, 2)), [3, 3, 3, 3], r"^labels hold a single class \(3\): clustering metrics need"),
+        (
+            np.ones((4, 2)),
+            [3, 3, 3, 3],
+            r"^labels hold a single class \(3\): clustering metrics need",
+        ),
         (np.full((4, 2), np.nan), [0, 0, 1, 1], "NaN or inf"),
         (np.ones((4, 2)), [0, 1], "2 labels but there are 4"),
         (np.ones((0, 2)), [], "empty"),

@@ -123,7 +123,10 @@ def test_agrees_with_pytorch_metric_learning(ref, self_mode):
         ({"ks": [0, 1]}, "positive integers"),
         ({"ks": []}, "positive integers"),
         ({"ks": ["a"]}, "positive integers"),
-        ({"gallery_labels": [0, 1]}, "^gallery_labels given without gallery: pass both, or neither"),
+        (
+            {"gallery_labels": [0, 1]},
+            "^gallery_labels given without gallery: pass both, or neither",
+        ),
         ({"backend": "annoy"}, "unknown kNN backend"),
     ],
 )
@@ -139,7 +142,7 @@ def test_bad_input_is_a_clear_error(kwargs, message):
     [
         (np.ones((3, 5)), [0, 1, 1], "dimension 5 but the query embeddings have 3"),
         (np.ones((3, 3)), [0, 1], "2 labels but there are 3"),
-        (np.ones((3, 3)), ['b', 'b', 'b'], r"gallery has a single class \(label 'b'\)"),
+        (np.ones((3, 3)), ["b", "b", "b"], r"gallery has a single class \(label 'b'\)"),
         (np.ones((3, 3)), None, "gallery_labels is None"),
         (np.array([[np.nan, 0, 1]] * 3), [0, 1, 1], "gallery has 3 row"),
     ],
