@@ -96,13 +96,15 @@ def test_torch_topk_selector_matches_brute_force(ref, monkeypatch, self_mode):
     np.testing.assert_array_equal(idx, np.stack([o[:25] for o in ref.ranking(q, g)]))
 
 
-def test_k_of_one_is_the_single_nearest_neighbour(ref):
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+@pytest.mark.parametrize("k", [1, 2])
+def test_smallest_k_on_each_backend(ref, backend, k):
     x, _ = ref.grid(60, 3, seed=7)
     for q, g in ((x, None), (x[25:], x[:25])):
-        _, idx = knn(q, 1, g)
-        np.testing.assert_array_equal(idx[:, 0], [o[0] for o in ref.ranking(q, g)])
+        _, idx = knn(q, k, g, backend=backend)
+        np.testing.assert_array_equal(idx, [o[:k] for o in ref.ranking(q, g)])
     with pytest.raises(ValueError, match="k=0 neighbours requested"):
-        knn(x, 0)
+        knn(x, 0, backend=backend)
 
 
 @pytest.mark.parametrize("tiles_per_group", [1, 2, 3])
@@ -197,3 +199,40 @@ def test_torch_backend_works_without_faiss(ref, monkeypatch, self_mode):
     q, g = (x, None) if self_mode else (x[:50], x[50:])
     _, idx = knn(q, 20, g, backend="torch", chunk_size=32)
     np.testing.assert_array_equal(idx, np.stack([o[:20] for o in ref.ranking(q, g)]))
+    with pytest.raises(ValueError, match="backend='faiss' but faiss is not installed"):
+        knn(q, 20, g, backend="faiss")
+
+
+def test_faiss_gpu_index_is_placed_on_the_gpu_with_its_resources(ref, monkeypatch):
+    """faiss with GPU support (faked here: no GPU in CI): the gallery's index moves to GPU 0 and
+    keeps the GPU resources alive as long as it lives; the search results are unchanged."""
+    import sys
+    import types
+
+    import faiss
+
+    knn_module = sys.modules["dml.metrics.knn"]
+    moved = []
+
+    class Resources:
+        pass
+
+    def index_cpu_to_gpu(res, device, index):
+        assert isinstance(res, Resources) and device == 0
+        gpu_index = types.SimpleNamespace(search=index.search, ntotal=index.ntotal)
+        moved.append((gpu_index, res))
+        return gpu_index
+
+    fake = types.SimpleNamespace(
+        IndexFlatIP=faiss.IndexFlatIP,
+        StandardGpuResources=Resources,
+        index_cpu_to_gpu=index_cpu_to_gpu,
+        get_num_gpus=lambda: 1,
+    )
+    monkeypatch.setattr(knn_module, "_faiss", lambda: fake)
+    x, _ = ref.grid(80, 3, seed=10)
+    index = knn_module._faiss_index(x)
+    assert moved and index is moved[0][0] and index.referenced_resources is moved[0][1]
+    assert index.ntotal == 80
+    _, idx = knn(x[:30], 5, x[30:], backend="faiss")
+    np.testing.assert_array_equal(idx, np.stack([o[:5] for o in ref.ranking(x[:30], x[30:])]))
