@@ -224,33 +224,37 @@ def test_kmeans_result_is_a_lloyd_fixed_point_of_all_points():
 
 
 @pytest.mark.parametrize(
-    ("restarts", "dim", "calls", "trials", "seeding_dim"),
+    ("restarts", "dim", "calls", "trials", "projected"),
     [
-        (0, 100, 1, 1, 64),
-        (0, 64, 1, 1, 64),
-        (0, 8, 1, 1, 8),
-        (1, 100, 1, None, 100),
-        (3, 8, 3, None, 8),
+        (0, 100, 1, 1, True),
+        (0, 64, 1, 1, False),
+        (0, 8, 1, 1, False),
+        (1, 100, 1, None, False),
+        (3, 8, 3, None, False),
     ],
 )
-def test_seeding_policy(monkeypatch, restarts, dim, calls, trials, seeding_dim):
+def test_seeding_policy(monkeypatch, restarts, dim, calls, trials, projected):
     """restarts=0 (SOP scale): one plain k-means++ seeding (trials=1) on the top 64 principal
-    components when D > 64, else on the data; restarts=r: r greedy seedings on the data, the
-    best k-means objective kept. clustering_metrics passes restarts through."""
+    components when D > 64, else on the data itself; restarts=r: r greedy seedings on the data.
+    clustering_metrics passes restarts through."""
     import sys
+
+    from dml.metrics.clustering import principal_components
 
     module = sys.modules["dml.metrics.clustering"]
     seen = []
     real = module.kmeans_pp
 
     def spy(z, num_clusters, rng, trials=None):
-        seen.append((z.shape, trials))
+        seen.append((z.copy(), trials))
         return real(z, num_clusters, rng, trials)
 
     monkeypatch.setattr(module, "kmeans_pp", spy)
     x, labels = clustered(120, dim, 4, noise=0.05, seed=26)
     out = clustering_metrics(x, labels, restarts=restarts)
-    assert seen == [((120, seeding_dim), trials)] * calls
+    assert [t for _, t in seen] == [trials] * calls
+    want = principal_components(x, 64) if projected else x
+    assert all(np.array_equal(z, want) for z, _ in seen)
     assert out == pytest.approx({"nmi": 1.0, "f1": 1.0})
 
 
