@@ -94,7 +94,9 @@ def test_shape_errors_say_how_to_fix_a_single_embedding():
 
 
 @pytest.mark.parametrize(
-    "values", [np.ones((4, 2), dtype=np.complex64), np.array([["a", "b"]] * 4)], ids=str
+    "values",
+    [np.ones((4, 2), dtype=np.complex64), np.array([["a", "b"]] * 4)],
+    ids=["complex", "str"],
 )
 def test_embeddings_must_be_real_numbers(values):
     with pytest.raises(ValueError, match="^query must hold real numbers, got dtype"):
