@@ -192,11 +192,12 @@ def clustering_metrics(
     (default: as many as default_restarts allows for this size).
     """
     x = as_embeddings(embeddings, "embeddings")
-    y = encode_labels(as_labels(labels, "labels", len(x)))[0]
+    raw = as_labels(labels, "labels", len(x))
+    y = encode_labels(raw)[0]
     num_classes = int(y.max()) + 1
     if num_classes < 2:
         raise ValueError(
-            f"labels hold a single class ({as_labels(labels, 'labels', len(x))[0]!r}): "
+            f"labels hold a single class ({raw[:1].tolist()[0]!r}): "
             "clustering metrics need at least two classes"
         )
     clusters = kmeans_assign(x, num_classes, seed=seed, restarts=restarts)

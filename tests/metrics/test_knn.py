@@ -94,3 +94,145 @@ def test_torch_topk_selector_matches_brute_force(ref, monkeypatch, self_mode):
     q, g = (x, None) if self_mode else (x[:70], x[70:])
     _, idx = knn(q, 25, g, backend="torch", chunk_size=32)
     np.testing.assert_array_equal(idx, np.stack([o[:25] for o in ref.ranking(q, g)]))
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+@pytest.mark.parametrize("k", [1, 2])
+def test_smallest_k_on_each_backend(ref, backend, k):
+    x, _ = ref.grid(60, 3, seed=7)
+    for q, g in ((x, None), (x[25:], x[:25])):
+        _, idx = knn(q, k, g, backend=backend)
+        np.testing.assert_array_equal(idx, [o[:k] for o in ref.ranking(q, g)])
+    with pytest.raises(ValueError, match="k=0 neighbours requested"):
+        knn(x, 0, backend=backend)
+
+
+@pytest.mark.parametrize("tiles_per_group", [1, 2, 3])
+@pytest.mark.parametrize("self_mode", [True, False])
+def test_query_groups_of_several_tiles_match_brute_force(
+    ref, monkeypatch, tiles_per_group, self_mode
+):
+    """Deep k: the queries go in groups of whole tiles; 150 rows end in a partial group and a
+    partial tile, and in self mode each group must leave out its own rows (offset by the group)."""
+    import sys
+
+    knn_module = sys.modules["dml.metrics.knn"]
+    k, tile = 40, 16
+    monkeypatch.setattr(knn_module, "RUNNING_BYTES", 12 * k * tile * tiles_per_group)
+    x, _ = ref.grid(190, 3, seed=3)
+    q, g = (x[:150], None) if self_mode else (x[:150], x[40:])
+    _, idx = knn(q, k, g, chunk_size=tile)
+    np.testing.assert_array_equal(idx, np.stack([o[:k] for o in ref.ranking(q, g)]))
+
+
+def test_minus_zero_ties_with_zero():
+    # a cosine of 0 comes out as +0.0 or -0.0 depending on rounding: one similarity, by index
+    keys = encode(torch.tensor([0.0, -0.0, 0.0]), torch.tensor([2, 0, 1]))
+    assert torch.argsort(keys, descending=True).tolist() == [1, 2, 0]
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+@pytest.mark.parametrize("chunk", [1, 7, 13])
+@pytest.mark.parametrize("self_mode", [True, False])
+def test_chunks_cover_the_queries_in_order(ref, backend, chunk, self_mode):
+    """iter_knn_arrays streams chunks of `chunk_size` queries (a last partial one when it does
+    not divide N), each equal to the brute force of its rows."""
+    from dml.metrics.knn import iter_knn_arrays
+
+    x, _ = ref.grid(100, 3, seed=8)
+    q, g = (x, None) if self_mode else (x[:60], x[60:])
+    want = np.stack([o[:5] for o in ref.ranking(q, g)])
+    parts = list(iter_knn_arrays(q, 5, g, backend=backend, chunk_size=chunk))
+    assert [p[0] for p in parts] == list(range(0, len(q), chunk))
+    for start, _, idx in parts:
+        assert len(idx) == min(chunk, len(q) - start)
+        np.testing.assert_array_equal(idx, want[start : start + len(idx)])
+
+
+def test_backend_choice(monkeypatch):
+    """auto: faiss when it runs on a GPU and k fits its GPU k-selection, else torch; an explicit
+    choice is kept; faiss asked for but missing is an error that says what to install."""
+    import sys
+
+    from dml.metrics.knn import FAISS_GPU_MAX_K, choose_backend
+
+    knn_module = sys.modules["dml.metrics.knn"]
+    assert choose_backend("auto", 10) == "torch"  # no GPU here
+    monkeypatch.setattr(knn_module, "faiss_gpu_available", lambda: True)
+    assert choose_backend("auto", FAISS_GPU_MAX_K - 2) == "faiss"
+    assert choose_backend("auto", FAISS_GPU_MAX_K - 1) == "torch"
+    assert choose_backend("torch", 10) == "torch"
+    assert choose_backend("faiss", 10) == "faiss"
+    monkeypatch.setattr(knn_module, "_faiss", lambda: None)
+    assert choose_backend("torch", 10) == "torch"
+    with pytest.raises(
+        ValueError, match=r"^backend='faiss' but faiss is not installed: pip install"
+    ):
+        choose_backend("faiss", 10)
+
+
+@pytest.mark.parametrize(
+    ("gpu_build", "gpus", "expected"), [(False, 0, False), (True, 0, False), (True, 1, True)]
+)
+def test_faiss_gpu_needs_a_gpu_build_and_a_gpu(monkeypatch, gpu_build, gpus, expected):
+    import sys
+    import types
+
+    from dml.metrics.knn import faiss_gpu_available
+
+    fake = types.SimpleNamespace(get_num_gpus=lambda: gpus)
+    if gpu_build:
+        fake.StandardGpuResources = object
+    monkeypatch.setattr(sys.modules["dml.metrics.knn"], "_faiss", lambda: fake)
+    assert faiss_gpu_available() is expected
+
+
+@pytest.mark.parametrize("self_mode", [True, False])
+def test_torch_backend_works_without_faiss(ref, monkeypatch, self_mode):
+    """faiss missing: the running top-k falls back from faiss' heaps to torch.topk keys."""
+    import sys
+
+    knn_module = sys.modules["dml.metrics.knn"]
+    monkeypatch.setattr(knn_module, "_faiss", lambda: None)
+    assert isinstance(knn_module._selector(4, 2, 9, torch.device("cpu")), knn_module.KeySelector)
+    x, _ = ref.grid(120, 4, seed=9)
+    q, g = (x, None) if self_mode else (x[:50], x[50:])
+    _, idx = knn(q, 20, g, backend="torch", chunk_size=32)
+    np.testing.assert_array_equal(idx, np.stack([o[:20] for o in ref.ranking(q, g)]))
+    with pytest.raises(ValueError, match="backend='faiss' but faiss is not installed"):
+        knn(q, 20, g, backend="faiss")
+
+
+def test_faiss_gpu_index_is_placed_on_the_gpu_with_its_resources(ref, monkeypatch):
+    """faiss with GPU support (faked here: no GPU in CI): the gallery's index moves to GPU 0 and
+    keeps the GPU resources alive as long as it lives; the search results are unchanged."""
+    import sys
+    import types
+
+    import faiss
+
+    knn_module = sys.modules["dml.metrics.knn"]
+    moved = []
+
+    class Resources:
+        pass
+
+    def index_cpu_to_gpu(res, device, index):
+        assert isinstance(res, Resources) and device == 0
+        gpu_index = types.SimpleNamespace(search=index.search, ntotal=index.ntotal)
+        moved.append((gpu_index, res))
+        return gpu_index
+
+    fake = types.SimpleNamespace(
+        IndexFlatIP=faiss.IndexFlatIP,
+        StandardGpuResources=Resources,
+        index_cpu_to_gpu=index_cpu_to_gpu,
+        get_num_gpus=lambda: 1,
+    )
+    monkeypatch.setattr(knn_module, "_faiss", lambda: fake)
+    x, _ = ref.grid(80, 3, seed=10)
+    index = knn_module._faiss_index(x)
+    assert moved and index is moved[0][0] and index.referenced_resources is moved[0][1]
+    assert index.ntotal == 80
+    _, idx = knn(x[:30], 5, x[30:], backend="faiss")
+    np.testing.assert_array_equal(idx, np.stack([o[:5] for o in ref.ranking(x[:30], x[30:])]))

@@ -119,3 +119,25 @@ def test_an_exact_duplicate_of_every_item_is_its_first_match(data):
     # the duplicate is one of R positives at rank 1: MAP@R and R-Precision are at least 1/R
     r = np.bincount(twice_labels)[twice_labels] - 1
     assert out["r_precision"] >= np.mean(1 / r) - 1e-12
+
+
+@PROPERTY
+@given(data=labelled_sets(continuous=False), ks=ks_lists, split=st.integers(0, 3))
+def test_recall_deeper_than_the_knn_lists_equals_the_reference(data, ks, split):
+    """Recall@K past the kNN lists' depth (K > KNN_DEPTH_CAP, set to 1 here so that small sets
+    reach it) counts the ranks before each query's best match over the whole gallery."""
+    import dml.metrics.retrieval as retrieval
+
+    x, labels = data
+    if split == 0:  # self-retrieval
+        q, ql, g, gl = x, labels, None, None
+        if np.bincount(labels).max() < 2:
+            labels[2 % len(labels)] = labels[0]
+    else:
+        cut = max(1, len(x) * split // 4)
+        q, ql, g, gl = x[:cut], labels[:cut], x[cut:], labels[cut:]
+        assume(len(np.unique(gl)) >= 2 and np.isin(ql, gl).any())
+    want = reference_retrieval(q, ql, g, gl, ks=sorted(set(ks)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(retrieval, "KNN_DEPTH_CAP", 1)
+        assert retrieval_metrics(q, ql, g, gl, ks=ks) == pytest.approx(want, abs=1e-9)

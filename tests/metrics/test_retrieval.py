@@ -110,16 +110,23 @@ def test_agrees_with_pytorch_metric_learning(ref, self_mode):
         ({"query": np.array([[1.0, 0.0], [np.inf, 0.0], [0.0, 1.0], [0.0, 1.0]])}, "row 1"),
         ({"query_labels": [0, 1, 0]}, "3 labels but there are 4 embeddings"),
         ({"query_labels": [[0, 1], [0, 1]]}, "must be 1-D"),
-        ({"query_labels": [0, 0, 0, 0]}, "single class"),
+        ({"query_labels": [0, 0, 0, 0]}, r"^the gallery has a single class \(label 0\): retrieval"),
         ({"query": np.zeros((0, 3)), "query_labels": []}, "empty"),
         ({"query": np.ones(4)}, "2-D"),
         ({"query": np.ones((4, 2, 2))}, "2-D"),
         ({"query": np.array([[1.0, 0], [0, 0], [0, 1], [1, 1]])}, "all-zero row"),
-        ({"query_labels": [0, 1, 2, 3]}, "no query has a same-class item"),
+        (
+            {"query_labels": [0, 1, 2, 3]},
+            "^no query has a same-class item in the gallery: check that query and gallery labels "
+            "use the same class ids",
+        ),
         ({"ks": [0, 1]}, "positive integers"),
         ({"ks": []}, "positive integers"),
         ({"ks": ["a"]}, "positive integers"),
-        ({"gallery_labels": [0, 1]}, "gallery_labels given without gallery"),
+        (
+            {"gallery_labels": [0, 1]},
+            "^gallery_labels given without gallery: pass both, or neither",
+        ),
         ({"backend": "annoy"}, "unknown kNN backend"),
     ],
 )
@@ -135,7 +142,7 @@ def test_bad_input_is_a_clear_error(kwargs, message):
     [
         (np.ones((3, 5)), [0, 1, 1], "dimension 5 but the query embeddings have 3"),
         (np.ones((3, 3)), [0, 1], "2 labels but there are 3"),
-        (np.ones((3, 3)), [1, 1, 1], "gallery has a single class"),
+        (np.ones((3, 3)), ["b", "b", "b"], r"gallery has a single class \(label 'b'\)"),
         (np.ones((3, 3)), None, "gallery_labels is None"),
         (np.array([[np.nan, 0, 1]] * 3), [0, 1, 1], "gallery has 3 row"),
     ],

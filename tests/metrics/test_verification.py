@@ -41,6 +41,14 @@ def test_hand_built_pairs_known_answers():
     assert set(out) == {"accuracy", "accuracy_std", "threshold", "auc", "tar@far=1e-3"}
 
 
+def test_leave_one_out_is_the_largest_number_of_folds():
+    # folds = number of pairs: each pair is scored by the threshold of all the others
+    sims, same = hand_built_pairs()
+    out = verification_metrics(*pairs_with_similarities(sims), same, folds=len(sims))
+    # only the hard same pair (0.0, below every threshold of the others) is wrong
+    assert out["accuracy"] == pytest.approx(19 / 20)
+
+
 def test_folds_follow_file_order():
     sims, same = hand_built_pairs()
     # moving the hard pair to the last fold changes which fold scores 0.5, not the summary
@@ -83,11 +91,14 @@ def test_auc_matches_sklearn_with_ties():
     [
         ({"emb_b": np.ones((19, 2))}, "emb_a has 20 rows but emb_b has 19"),
         ({"emb_b": np.ones((20, 3))}, "dimension 3"),
-        ({"same": np.ones(20, bool)}, "both same and different pairs"),
-        ({"same": np.arange(20)}, "booleans"),
+        ({"same": np.ones(20, bool)}, "^verification needs both same and different pairs"),
+        (
+            {"same": np.arange(20)},
+            r"^same must hold booleans \(or 0/1\): True where the two images show the same",
+        ),
         ({"same": np.ones(5, bool)}, "5 labels but there are 20"),
         ({"folds": 1}, "folds=1"),
-        ({"folds": 21}, "folds=21"),
+        ({"folds": 21}, "folds=21 must be between 2 and the number of pairs"),
         ({"emb_a": np.full((20, 2), np.nan)}, "NaN or inf"),
         ({"far": 0.0}, "far=0.0"),
     ],
