@@ -44,8 +44,9 @@ def test_similarities_closer_than_float32_resolution_still_rank():
 def test_two_similarities_one_float_apart_are_split(value, same_above, extra):
     """The threshold must separate adjacent floats even where their midpoint rounds to one of them."""
     low, high = value, np.nextafter(value, 1.0)
-    sims = np.array([low] * (1 + extra) + [high])
-    same = np.array([not same_above] * (1 + extra) + [same_above])
+    # and a pair well below, labelled as the low ones: the split is not at the first value
+    sims = np.array([low - 0.25] + [low] * (1 + extra) + [high])
+    same = np.array([not same_above] * (2 + extra) + [same_above])
     t = best_threshold(sims, same)
     if same_above:
         assert np.all((sims > t) == same)
