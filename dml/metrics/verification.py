@@ -3,7 +3,8 @@
 A pair is predicted "same" when its similarity is above the threshold. For each of the
 `folds` contiguous folds (file order), the threshold that maximises accuracy on the other
 folds is chosen among the midpoints between their consecutive distinct similarities (the lowest
-one on a tie) and scored on the held-out fold. AUC and TAR@FAR are computed over all pairs.
+one on a tie; the lower similarity where the midpoint of two adjacent floats rounds up to the
+upper) and scored on the held-out fold. AUC and TAR@FAR are computed over all pairs.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from dml.metrics.inputs import as_embeddings, as_labels, unit_rows
 def best_threshold(sims: np.ndarray, same: np.ndarray) -> float:
     """The accuracy-maximising threshold ("same" iff sim > threshold) for these pairs."""
     values = np.unique(sims)
-    candidates = np.concatenate(
-        [[values[0] - 1.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]
-    )
+    mids = (values[:-1] + values[1:]) / 2
+    # two values one float apart: the midpoint may round up to the upper one, which then no
+    # longer separates them ("same" iff sim > threshold); the lower value does
+    mids = np.where(mids < values[1:], mids, values[:-1])
+    candidates = np.concatenate([[values[0] - 1.0], mids, [values[-1] + 1.0]])
     order = np.argsort(sims, kind="stable")
     s, y = sims[order], same[order]
     # items at or below each candidate are predicted "different"
