@@ -224,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
             if not names:
                 print("   no survivors to retest", flush=True)
         run = mutmut(work, "run", "--max-children", str(args.jobs), *names, log=log)
+        if args.survivors and names and run.returncode == 0:
+            # a source file changed since the last run: mutmut regenerated its mutants while
+            # running, after the names above were listed, so the new ones are still untested
+            fresh = [n for n, v in statuses(work).items() if v == "not checked"]
+            if fresh:
+                run = mutmut(work, "run", "--max-children", str(args.jobs), *fresh, log=log)
         seconds = time.monotonic() - start
         if run.returncode != 0:
             print(
