@@ -116,9 +116,11 @@ def sync(src: Path, dst: Path) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
         return
-    skip = {"__pycache__"}
-    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file() and not skip & set(p.parts)}
-    wanted = {p for p in wanted if p.suffix != ".pyc"}
+    wanted = {
+        p.relative_to(src)
+        for p in src.rglob("*")
+        if p.is_file() and p.suffix != ".pyc" and "__pycache__" not in p.parts
+    }
     if dst.is_dir():
         for old in dst.rglob("*"):
             if old.is_file() and old.relative_to(dst) not in wanted:
